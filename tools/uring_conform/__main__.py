@@ -1,0 +1,5 @@
+import sys
+
+from uring_conform.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Exports of a report into formats other CI systems read (KCIDB)."""
