@@ -226,9 +226,14 @@ class _Parser:
             elif token.kind == "plan":
                 raise self.error(token.line, "plan line must directly follow the version line "
                                              "(this one comes after test lines)")
+            elif token.kind == "version" and indent == 0:
+                raise self.error(token.line, "version line inside the top-level test list: "
+                                             "a subtest must be indented, and only one KTAP "
+                                             "document is allowed")
             elif token.kind == "version":
-                raise self.error(token.line, "version line inside a test list: a subtest must be "
-                                             "indented, and only one KTAP document is allowed")
+                raise self.error(token.line, "version line inside a subtest's test list: a "
+                                             "subtest block must end with its parent's result "
+                                             "line before the next block starts")
             else:
                 document.tests.append(self.result(token, document, pending_diagnostics,
                                                   pending_child))
