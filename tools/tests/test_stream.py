@@ -125,3 +125,26 @@ def test_crlf_from_a_serial_line_is_tolerated(tmp_path, two_results):
     out = tmp_path / "report.json"
     assert run_cli("assemble", stream, "-o", out).status == 0
     assert load_report(out).run["ended"] == "complete"
+
+
+def test_noise_in_front_of_a_line_with_braces_in_it(tmp_path, two_results):
+    lines = stream_lines(two_results, 1.0)
+    lines[1] = "[ 1.0] {weird} console { noise " + lines[1]
+    out = tmp_path / "report.json"
+    run = run_cli("assemble", write_stream(tmp_path, lines), "-o", out)
+    assert run.status == 0, run.stderr
+    assert len(load_report(out).results) == 2
+
+
+def test_stream_written_by_the_harness_and_cut_by_a_kill(tmp_path, data_dir):
+    """A real stream from `uring-conform run --stream` (host 6.18), cut mid-line: pins the
+    contract between the C++ writer and this reader."""
+    out = tmp_path / "report.json"
+    run = run_cli("assemble", data_dir / "host-6.18-killed.stream.jsonl", "-o", out)
+    assert run.status == 0, run.stderr
+    report = load_report(out)
+    assert report.release == "6.18.44-fc-v657"
+    assert report.run["ended"] == "interrupted"
+    assert [r["id"] for r in report.results] == [
+        "multishot/recv-peer-close[none,cq=8]", "multishot/recv-peer-close[none,cq=256]",
+        "multishot/recv-peer-close[coop_taskrun,cq=8]"]

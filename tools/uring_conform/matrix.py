@@ -55,9 +55,10 @@ def column_labels(reports):
 
 
 def scenario_order(reports):
-    """Ids grouped by family, families and ids in first-appearance order across the columns."""
+    """Ids grouped by family, in the harness's order: the report with the most results sets
+    the order, ids only other reports have follow within their family."""
     families = {}
-    for report in reports:
+    for report in sorted(reports, key=lambda report: -len(report.results)):
         for result in report.results:
             families.setdefault(result["family"], {}).setdefault(result["id"], None)
     return [result_id for ids in families.values() for result_id in ids]

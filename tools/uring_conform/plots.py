@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from uring_conform.report import VERDICTS  # noqa: E402
 
 VERDICT_COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "skip": "#b0bec5", "hang": "#6a1b9a",
-                   "crash": "#4e0000", "error": "#ef6c00", None: "#ffffff"}
+                   "crash": "#4e0000", "error": "#ef6c00", None: "#f5f5f5"}
 HEATMAP_ORDER = VERDICTS + (None,)  # None = no result for this scenario on this kernel
 
 

@@ -4,7 +4,7 @@ The stream format is in notes/interfaces.md: a "header" line, one "result" line 
 scenario variant, and an "end" line when the run completed. A guest that panics or is killed
 leaves a stream without "end" and maybe with a torn last line; a serial console may mix
 kernel messages into it. So every line that is not a complete JSON object of a known type is
-noise and skipped, and a line with noise in front of the JSON is read from the first '{"type":'.
+noise and skipped; a line with noise in front of the JSON object is read from where it starts.
 """
 
 import json
@@ -21,7 +21,8 @@ from uring_conform.report import VERDICTS, check_document, report_validator, sch
 ENDINGS = ("complete", "interrupted", "guest-panic", "guest-timeout", "guest-error")
 # Copied from the header into the report, as the harness's ReportWriter::finish does.
 HEADER_KEYS = ("schema_version", "tool", "kernel", "liburing", "probe")
-JSON_START = b'{"type":'
+# How many '{' positions on one line are tried as the start of the JSON object.
+MAX_START_CANDIDATES = 16
 
 
 @dataclass
@@ -35,14 +36,15 @@ class StreamContents:
 
 
 def _decode_line(raw):
-    """The JSON object on one raw line, or None when the line is noise."""
-    candidates = [raw]
-    start = raw.find(JSON_START)
-    if start > 0:
-        candidates.append(raw[start:])
-    for candidate in candidates:
+    """The JSON object on one raw line, or None when the line is noise.
+
+    When the whole line does not parse, the object may start at a later '{' (console noise
+    in front of it); the first few candidates are tried.
+    """
+    starts = [0] + [index for index in range(1, len(raw)) if raw[index:index + 1] == b"{"]
+    for start in starts[:MAX_START_CANDIDATES]:
         try:
-            value = parse_json(candidate.decode("utf-8").strip())
+            value = parse_json(raw[start:].decode("utf-8").strip())
         except (ValueError, UnicodeDecodeError, RecursionError):
             continue
         if isinstance(value, dict) and value.get("type") in ("header", "result", "end"):
@@ -141,6 +143,8 @@ def assemble_command(stream_path, output_path, ended, ended_detail, force):
     write_output(output_path, text, force=force)
     for warning in contents.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    replaced = f", {contents.replaced_results} repeated results replaced" \
+        if contents.replaced_results else ""
     print(f"{output_path}: {len(report['results'])} results, run ended {report['run']['ended']}"
-          f" ({contents.noise_lines} noise lines skipped)")
+          f" ({contents.noise_lines} noise lines skipped{replaced})")
     return 0
