@@ -38,7 +38,8 @@ def test_columns_are_kernels_sorted_by_version(three_kernels):
     matrix = build_matrix([load_report(path) for path in three_kernels])
     assert matrix.columns == ["6.1.0-25-amd64", "6.12.9+deb12-amd64", "6.18.0"]
     rows = {row.label: [cell.text for cell in row.cells] for row in matrix.scenarios.rows}
-    assert rows == {DEFAULT_ID: ["skip", "fail", "pass"], "cancel/fd-all[none]": ["—", "hang", "pass"]}
+    assert rows == {DEFAULT_ID: ["skip", "fail", "pass"],
+                    "cancel/fd-all[none]": ["—", "hang", "pass"]}
 
 
 def test_markdown_has_verdicts_with_reason_footnotes(tmp_path, three_kernels):

@@ -7,6 +7,7 @@ Exit status: 0 success, 1 compare found a regression, 2 bad input or bad usage (
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 from uring_conform.errors import InputError
@@ -163,7 +164,8 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name, handler, help_text, description, example):
-        sub = commands.add_parser(name, help=help_text, description=description,
+        # Raw formatting keeps the example's line intact, so the description is wrapped here.
+        sub = commands.add_parser(name, help=help_text, description=textwrap.fill(description, 79),
                                   epilog=f"example:\n  {example}",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(handler=handler)

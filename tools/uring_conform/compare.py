@@ -118,8 +118,6 @@ def _ordered_ids(base_results, new_results):
 
 @dataclass
 class Comparison:
-    base_path: str
-    new_path: str
     base_run: dict
     new_run: dict
     noise: float
@@ -173,7 +171,7 @@ def _run_facts(report):
 def compare(base, new, noise=DEFAULT_NOISE):
     """Classify every scenario id of two loaded reports and diff their probes and metrics."""
     base_results, new_results = base.results_by_id(), new.results_by_id()
-    comparison = Comparison(base.path, new.path, _run_facts(base), _run_facts(new), noise)
+    comparison = Comparison(_run_facts(base), _run_facts(new), noise)
     for result_id in _ordered_ids(base_results, new_results):
         before, after = base_results.get(result_id), new_results.get(result_id)
         comparison.scenarios.append(ScenarioChange(
@@ -238,8 +236,10 @@ def summary_text(comparison):
     lines += _section("New features", features)
     lines += _section("Lost capabilities", _capability_lines(comparison.lost))
     lines += _section("Behaviour changes", [c.describe() for c in comparison.behaviour_changes])
-    lines += _section("Other verdict changes", [c.describe() for c in comparison.of_kind("changed")])
-    lines += _section("Not in NEW", [f"{c.id} (was {c.base})" for c in comparison.of_kind("removed")])
+    lines += _section("Other verdict changes",
+                      [c.describe() for c in comparison.of_kind("changed")])
+    lines += _section("Not in NEW",
+                      [f"{c.id} (was {c.base})" for c in comparison.of_kind("removed")])
     count = len(comparison.regressions)
     lines.append(f"Result: {count} regression{'s' if count != 1 else ''}")
     return "\n".join(lines)

@@ -212,8 +212,8 @@ class _Parser:
                     raise self.error(token.line, f"subtest indented {token.indent - indent} "
                                                  "spaces deeper than its parent (expected 2 or 4)")
                 if pending_child is not None:
-                    raise self.error(token.line, "a second subtest block before the result "
-                                                 f"line of the subtest at line {pending_child.line}")
+                    raise self.error(token.line, "a second subtest block before the result line "
+                                                 f"of the subtest at line {pending_child.line}")
                 pending_child = self.parse_block(token.indent, child_prelude)
                 child_prelude = []
                 continue

@@ -27,8 +27,9 @@ or pass -> crash as a regression.
 Path mapping: a result id ``family/scenario[variant]`` becomes
 ``io_uring.<family>.<scenario>.<variant>`` where, in each part, every character outside
 [a-zA-Z0-9_-] (the variant's ',' and '=', any '.') becomes '_':
-  multishot/recv-peer-close[defer_taskrun,cq=8] -> io_uring.multishot.recv-peer-close.defer_taskrun_cq_8
-  multishot/recv-peer-close                     -> io_uring.multishot.recv-peer-close
+  multishot/recv-peer-close[defer_taskrun,cq=8]
+      -> io_uring.multishot.recv-peer-close.defer_taskrun_cq_8
+  multishot/recv-peer-close -> io_uring.multishot.recv-peer-close
 The mapping is not injective (cq=8 and cq_8 meet), so each test keeps the exact id in
 "comment" and misc.scenario_id, and test ids are built from the exact id.
 
@@ -132,7 +133,8 @@ def to_kcidb(report):
     run_misc = {"ended": run["ended"], "summary": data["summary"]}
     run_test = {"id": run_id, "build_id": object_id, "origin": ORIGIN, "path": PATH_ROOT,
                 "comment": f"uring-conform run on {release}, ended {run['ended']}",
-                "status": run_status, "duration": run["duration_s"], "environment": environment, "misc": run_misc}
+                "status": run_status, "duration": run["duration_s"],
+                "environment": environment, "misc": run_misc}
     if _DATE_TIME.match(run["started"]):
         run_test["start_time"] = run["started"]
     if run.get("ended_detail"):
