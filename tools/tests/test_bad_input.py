@@ -1,6 +1,7 @@
-"""Property-based: whatever garbage reaches validate/compare/export/assemble/ktap-parse, the
-answer is one stderr line naming the file and exit 2 (or, for the tolerant readers, success
-with a valid result) - never a traceback, never a half-written output."""
+"""Property-based: whatever garbage reaches validate, compare, export, matrix-report,
+assemble or ktap-parse, the answer is one stderr line naming the file and exit 2 (or, for the
+tolerant readers, success with a valid result): never a traceback, never a half-written output.
+"""
 
 import json
 
@@ -38,7 +39,8 @@ def valid_report(work_dir):
 def command_lines(bad, valid):
     """Each command that reads a report, with the bad file in each position it can take."""
     return [("validate", bad), ("export", "--kcidb", bad),
-            ("compare", valid, bad), ("compare", bad, valid)]
+            ("compare", valid, bad), ("compare", bad, valid),
+            ("matrix-report", valid, bad, "--out-dir", valid.parent)]
 
 
 def assert_rejected_everywhere(bad, valid):
