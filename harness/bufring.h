@@ -1,0 +1,56 @@
+// A provided-buffer ring (IORING_REGISTER_PBUF_RING) with its buffers, and a
+// ledger of which buffer ids the kernel currently holds, so scenarios can
+// check that a CQE names a buffer that was really provided.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "checks.h"
+#include "compat/uapi.h"
+
+namespace uc {
+
+class Ring;
+
+class BufRing {
+  public:
+    // `entries` (a power of two) buffers of `buf_len` bytes in group `bgid`,
+    // all handed to the kernel. `flags`: IOU_PBUF_RING_INC etc.
+    BufRing(Ring& ring, uint16_t bgid, unsigned entries, unsigned buf_len, uint16_t flags = 0);
+    ~BufRing();
+    BufRing(const BufRing&) = delete;
+    BufRing& operator=(const BufRing&) = delete;
+
+    uint16_t bgid() const { return bgid_; }
+    unsigned entries() const { return entries_; }
+    unsigned buf_len() const { return buf_len_; }
+    const uint8_t* data(unsigned bid) const { return storage_.data() + size_t(bid) * buf_len_; }
+
+    // Returns buffer `bid` to the kernel (it must not hold it already).
+    void provide(unsigned bid);
+    // The kernel reported it used `bid` (a CQE with IORING_CQE_F_BUFFER).
+    // False if the kernel did not hold that buffer: handed out twice, or never provided.
+    bool take(unsigned bid);
+    bool kernel_holds(unsigned bid) const { return bid < entries_ && held_[bid]; }
+    unsigned held_count() const { return held_count_; }
+
+  private:
+    Ring& ring_;
+    uint16_t bgid_;
+    unsigned entries_, buf_len_;
+    io_uring_buf_ring* br_ = nullptr;
+    size_t br_size_ = 0;
+    std::vector<uint8_t> storage_;
+    std::vector<bool> held_;
+    unsigned held_count_ = 0;
+};
+
+// Accounts one data CQE of a buffer-select receive on a pattern() stream:
+// the CQE must name a buffer the kernel held (io_uring_provided_buffers(7)),
+// and its bytes must continue the stream at `*stream_offset` (nothing lost,
+// duplicated or reordered). Advances the offset and takes the buffer back
+// from the kernel's ledger; the caller decides when to provide() it again.
+Check take_stream_buffer(BufRing& bufs, const Cqe& cqe, uint64_t* stream_offset);
+
+}  // namespace uc

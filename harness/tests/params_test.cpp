@@ -1,0 +1,45 @@
+// Variant grids and ids: ids are the keys that join reports across kernels.
+#include <gtest/gtest.h>
+
+#include "params.h"
+#include "scenario.h"
+
+namespace {
+
+TEST(Grid, IsTheCartesianProductWithSetupsSlowest) {
+    auto variants = uc::grid({uc::Setup::none, uc::Setup::sqpoll}, {{"cq", {8, 256}}, {"mode", {"ring"}}});
+    ASSERT_EQ(variants.size(), 4u);
+    EXPECT_EQ(variants[0].suffix(), "[none,cq=8,mode=ring]");
+    EXPECT_EQ(variants[1].suffix(), "[none,cq=256,mode=ring]");
+    EXPECT_EQ(variants[3].suffix(), "[sqpoll,cq=256,mode=ring]");
+    EXPECT_EQ(variants[3].num("cq"), 256);
+    EXPECT_EQ(variants[3].text("mode"), "ring");
+}
+
+TEST(Grid, WithoutSetupsHasNoSetupKey) {
+    auto variants = uc::grid({}, {{"threads", {2, 4}}});
+    ASSERT_EQ(variants.size(), 2u);
+    EXPECT_EQ(variants[0].suffix(), "[threads=2]");
+    EXPECT_FALSE(variants[0].to_json().contains("setup"));
+}
+
+TEST(Params, EmptyHasNoSuffixAndUnknownKeysThrow) {
+    uc::Params p;
+    EXPECT_EQ(p.suffix(), "");
+    EXPECT_THROW(p.num("cq"), std::out_of_range);
+}
+
+TEST(Requirements, RefusedSetupFlagIsASkipReasonNamingIt) {
+    uc::Scenario scenario{.family = "f", .name = "s", .variants = uc::grid({uc::Setup::sqpoll})};
+    uc::Instance instance{&scenario, scenario.variants[0], "f/s[sqpoll]"};
+    uc::Probe probe;
+    probe.setup_flags["SQPOLL"] = "EPERM";
+    auto reason = uc::unmet_requirement(instance, probe);
+    ASSERT_TRUE(reason.has_value());
+    EXPECT_NE(reason->find("SQPOLL"), std::string::npos);
+    EXPECT_NE(reason->find("EPERM"), std::string::npos);
+    probe.setup_flags["SQPOLL"] = "ok";
+    EXPECT_FALSE(uc::unmet_requirement(instance, probe).has_value());
+}
+
+}  // namespace
