@@ -19,7 +19,8 @@ Check zc_notif_order(const std::vector<Cqe>& cqes, uint64_t user_data, const ZcE
         if (cqe.user_data != user_data) continue;
         if (cqe.notif()) {
             if (!result)
-                return Check::fail("notification (IORING_CQE_F_NOTIF) before its result CQE: the result comes first", cqe);
+                return Check::fail("notification (IORING_CQE_F_NOTIF) before its result CQE: the result comes first",
+                                   cqe);
             if (!result->more())
                 return Check::fail(str("notification after a result without IORING_CQE_F_MORE (", result->describe(),
                                        "): only F_MORE promises a notification"),
@@ -28,7 +29,8 @@ Check zc_notif_order(const std::vector<Cqe>& cqes, uint64_t user_data, const ZcE
                 return Check::fail(str("second notification for user_data ", user_data, " (first: ", notif->describe(),
                                        "): exactly one follows the result"),
                                    cqe);
-            if (cqe.more()) return Check::fail("notification carries IORING_CQE_F_MORE: it is the request's last CQE", cqe);
+            if (cqe.more())
+                return Check::fail("notification carries IORING_CQE_F_MORE: it is the request's last CQE", cqe);
             if (!notif_res_allowed(cqe.res, expect))
                 return Check::fail(expect.report_usage
                                        ? "notification res is neither 0 nor IORING_NOTIF_USAGE_ZC_COPIED"
