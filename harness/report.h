@@ -2,10 +2,13 @@
 // fsync'd at once (and copied to an optional stream such as a guest's serial
 // port), so a kill or kernel panic loses at most the scenario in flight. When
 // the run ends the lines are assembled into REPORT (schema:
-// reports/report.schema.json) and the .jsonl goes away.
+// reports/report.schema.json) and the .jsonl goes away. An interrupted run's
+// .jsonl can be continued (--resume): its results are carried over, new ones
+// are appended to the same file.
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -16,29 +19,63 @@ namespace uc {
 
 using Json = nlohmann::ordered_json;
 
+// One JSON line, never throwing on text that is not UTF-8 (a scenario's
+// output may be anything): invalid bytes become U+FFFD.
+std::string dump_line(const Json& value, int indent = -1);
+// The text with every invalid UTF-8 sequence replaced by U+FFFD.
+std::string to_valid_utf8(std::string_view text);
+
+// What an interrupted run left in its REPORT.jsonl.
+struct PreviousRun {
+    std::string jsonl_path;
+    Json header;                // without "type"
+    std::vector<Json> results;  // without "type", in file order, the last word on each id
+    bool ended = false;         // an "end" line was written
+    size_t complete_bytes = 0;  // up to the end of the last complete line
+};
+// Reads FILE.jsonl; a truncated last line is ignored. Throws
+// std::runtime_error with a one-line message for a missing/unreadable file,
+// a missing header, or a broken line that is not the last.
+PreviousRun read_previous_run(const std::string& jsonl_path);
+
 class ReportWriter {
   public:
     // Opens (truncates) REPORT.jsonl; throws std::runtime_error with a
-    // one-line message if it cannot be written.
+    // one-line message if it cannot be written or another run is writing it.
     ReportWriter(std::string report_path, std::string stream_path);
+    // Continues previous.jsonl_path: cuts a truncated last line, appends
+    // after it; the final report goes to report_path.
+    ReportWriter(std::string report_path, std::string stream_path, const PreviousRun& previous);
 
-    void header(const Json& header);  // {"type":"header", ...}
-    void result(const Json& result);  // one finished scenario
+    // {"type":"header", ...}; when resuming it goes to the stream only
+    // (REPORT.jsonl has it already).
+    void header(const Json& header);
+    void result(const Json& result);         // one finished scenario
+    // A result of the interrupted run: marked "resumed", copied to the
+    // stream (whose reader may have missed it), not to REPORT.jsonl again.
+    void carried_over(const Json& result);
     // Writes the "end" line and the final report; returns its path.
     std::string finish(double duration_s);
 
     const std::vector<Json>& results() const { return results_; }
+    const Json& final_report() const { return report_; }
 
   private:
-    void append(const Json& line);
+    void append(const Json& line, bool to_jsonl = true);
 
     std::string report_path_, jsonl_path_;
     Fd jsonl_, stream_;
-    Json header_;
+    bool resuming_ = false;
+    Json header_, report_;
     std::vector<Json> results_;
 };
 
 // Count of each verdict plus total, as the report's "summary".
 Json summarize(const std::vector<Json>& results);
+
+// A result's evidence as lines for people (KTAP diagnostics, JUnit failure
+// text, --verbose): "failure: ...", "cqe: ...", "kernel: ...", the last
+// max_output_lines lines of the output tail.
+std::vector<std::string> evidence_lines(const Json& evidence, size_t max_output_lines = 20);
 
 }  // namespace uc
