@@ -3,21 +3,34 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <unordered_map>
 
+#include "junit.h"
+#include "ktap.h"
 #include "version.h"
 
 namespace uc {
 namespace {
 
 constexpr size_t kOutputTail = 4096;
+// One drain() call reads at most this much, so a child flooding its output
+// cannot keep the watchdog loop from checking the deadline.
+constexpr size_t kDrainChunk = 64 * 1024;
+// The child's descriptors: stdin is /dev/null, stdout/stderr the output
+// pipe, this one the result pipe; nothing else of the runner is inherited.
+constexpr int kChildResultFd = 3;
+constexpr int kChildSetupFailed = 125;
 
 // The child being watched, for the SIGINT/SIGTERM handler: an interrupted
 // suite must not leave a scenario's process group behind.
@@ -28,6 +41,10 @@ void on_terminate(int sig) {
     signal(sig, SIG_DFL);
     raise(sig);
 }
+
+// In the child: the runner died (even by SIGKILL), so take the whole
+// scenario process group down with us instead of leaving it running.
+void on_runner_death(int) { kill(0, SIGKILL); }
 
 uint64_t instance_seed(uint64_t seed, const std::string& id) {
     uint64_t h = 1469598103934665603ull ^ seed;  // FNV-1a over the id
@@ -40,15 +57,28 @@ std::string signal_name(int sig) {
     return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
-[[noreturn]] void child_main(const Instance& instance, const Probe& probe, const Settings& settings, int result_fd,
-                             int output_fd) {
+// Gives the child exactly stdin=/dev/null, stdout/stderr=output, fd 3=result.
+bool set_up_child_fds(int result_fd, int output_fd) {
+    int result = fcntl(result_fd, F_DUPFD, kChildResultFd + 1);
+    int output = fcntl(output_fd, F_DUPFD, kChildResultFd + 1);
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (result < 0 || output < 0 || null_fd < 0) return false;
+    if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(output, STDOUT_FILENO) < 0 || dup2(output, STDERR_FILENO) < 0 ||
+        dup2(result, kChildResultFd) < 0)
+        return false;
+    close_range(kChildResultFd + 1, ~0u, 0);  // before 5.9 (ENOSYS) the extra fds just stay
+    return true;
+}
+
+[[noreturn]] void child_main(const Instance& instance, const Probe& probe, const Settings& settings, pid_t runner,
+                             int result_fd, int output_fd) {
     setpgid(0, 0);
     signal(SIGPIPE, SIG_IGN);  // a send to a closed peer is a result, not a death
     signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    dup2(output_fd, STDOUT_FILENO);
-    dup2(output_fd, STDERR_FILENO);
-    close(output_fd);
+    signal(SIGTERM, on_runner_death);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != runner) on_runner_death(SIGTERM);  // it died before prctl
+    if (!set_up_child_fds(result_fd, output_fd)) _exit(kChildSetupFailed);
 
     Json result;
     {
@@ -63,31 +93,36 @@ std::string signal_name(int sig) {
         }
         result = ctx.result(stop);
     }
-    std::string text = result.dump();
+    std::string text = dump_line(result);
     const char* p = text.data();
     size_t left = text.size();
     while (left > 0) {
-        ssize_t n = write(result_fd, p, left);
-        if (n <= 0) _exit(3);
+        ssize_t n = write(kChildResultFd, p, left);
+        if (n <= 0) _exit(kChildSetupFailed);
         p += n;
         left -= size_t(n);
     }
     _exit(0);  // skip static destructors: they belong to the parent
 }
 
-// Reads what is there without blocking; false once the pipe is at EOF.
-bool drain(int fd, std::string& into, size_t keep_tail) {
+// Reads what is there without blocking (at most kDrainChunk); false once the
+// pipe is at EOF. Counts every byte; keeps only the last keep_tail when
+// keep_tail is set.
+bool drain(int fd, std::string& into, size_t keep_tail, size_t* counted = nullptr) {
     char buf[8192];
-    for (;;) {
+    for (size_t total = 0; total < kDrainChunk;) {
         ssize_t n = read(fd, buf, sizeof(buf));
         if (n > 0) {
             into.append(buf, size_t(n));
+            total += size_t(n);
+            if (counted) *counted += size_t(n);
             if (keep_tail && into.size() > 2 * keep_tail) into.erase(0, into.size() - keep_tail);
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
         return n < 0;  // EAGAIN: still open; 0: EOF
     }
+    return true;
 }
 
 struct ChildEnd {
@@ -97,10 +132,11 @@ struct ChildEnd {
     size_t output_bytes = 0;
 };
 
-ChildEnd watch_child(pid_t pid, int result_fd, int output_fd, double timeout_s) {
+ChildEnd watch_child(pid_t pid, int result_fd, int output_fd, double timeout_s, const std::function<void()>& tick) {
     ChildEnd end;
     int pidfd = int(syscall(SYS_pidfd_open, pid, 0));
     uint64_t deadline = now_ns() + uint64_t(timeout_s * 1e9);
+    uint64_t next_tick = now_ns() + 1'000'000'000;
     bool exited = false, result_open = true, output_open = true;
     while (!exited) {
         uint64_t now = now_ns();
@@ -108,46 +144,89 @@ ChildEnd watch_child(pid_t pid, int result_fd, int output_fd, double timeout_s) 
             end.timed_out = true;
             break;
         }
-        pollfd fds[3] = {{result_fd, POLLIN, 0}, {output_fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
-        int wait_ms = int(std::min<uint64_t>((deadline - now) / 1'000'000 + 1, pidfd >= 0 ? 60'000 : 10));
+        if (tick && now >= next_tick) {
+            tick();
+            next_tick = now + 1'000'000'000;
+        }
+        pollfd fds[3] = {{result_open ? result_fd : -1, POLLIN, 0},
+                         {output_open ? output_fd : -1, POLLIN, 0},
+                         {pidfd, POLLIN, 0}};
+        uint64_t until = tick ? std::min(deadline, next_tick) : deadline;
+        int wait_ms = int(std::min<uint64_t>((until - std::min(until, now)) / 1'000'000 + 1, pidfd >= 0 ? 60'000 : 10));
         int n = poll(fds, pidfd >= 0 ? 3 : 2, wait_ms);
         if (n < 0 && errno != EINTR) break;
         if (result_open && fds[0].revents) result_open = drain(result_fd, end.result_text, 0);
-        if (output_open && fds[1].revents) {
-            size_t before = end.output.size();
-            output_open = drain(output_fd, end.output, kOutputTail);
-            end.output_bytes += end.output.size() > before ? end.output.size() - before : 0;
-        }
+        if (output_open && fds[1].revents) output_open = drain(output_fd, end.output, kOutputTail, &end.output_bytes);
         exited = waitpid(pid, &end.status, WNOHANG) == pid;
     }
     // Whatever the child left running in its group goes with it.
     kill(-pid, SIGKILL);
     if (!exited) waitpid(pid, &end.status, 0);
+    // What is still buffered (a pipe holds less than one drain); a process
+    // that escaped the group may keep the pipes open, so no waiting for EOF.
     drain(result_fd, end.result_text, 0);
-    drain(output_fd, end.output, kOutputTail);
+    drain(output_fd, end.output, kOutputTail, &end.output_bytes);
     if (end.output.size() > kOutputTail) end.output.erase(0, end.output.size() - kOutputTail);
     if (pidfd >= 0) close(pidfd);
     return end;
 }
 
+// Processes the scenario left behind outside its process group (setsid,
+// double fork) were adopted by us (PR_SET_CHILD_SUBREAPER): kill and reap
+// them. Our own group's children (none in the CLI) are not ours to touch.
+void reap_orphans() {
+    static const std::string children_path = str("/proc/self/task/", getpid(), "/children");
+    for (int pass = 0; pass < 8; ++pass) {
+        int fd = open(children_path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return;
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0) return;
+        buf[n] = '\0';
+        std::vector<pid_t> orphans;
+        for (char* p = buf; *p;) {
+            char* next;
+            long pid = strtol(p, &next, 10);
+            if (next == p) break;
+            p = next;
+            if (pid > 0 && getpgid(pid_t(pid)) != getpgrp()) orphans.push_back(pid_t(pid));
+        }
+        if (orphans.empty()) return;
+        for (pid_t pid : orphans) {
+            pid_t group = getpgid(pid);
+            if (group > 0 && group != getpgrp()) kill(-group, SIGKILL);
+            kill(pid, SIGKILL);
+        }
+        for (pid_t pid : orphans) waitpid(pid, nullptr, 0);
+    }
+}
+
+Json no_run_verdict(const std::string& verdict, const std::string& reason, Json evidence) {
+    return {{"verdict", verdict}, {"reason", reason}, {"iterations", 0}, {"metrics", Json::object()}, {"evidence", evidence}};
+}
+
 Json verdict_from(const ChildEnd& end, double timeout_s) {
     Json evidence = Json::object();
-    if (!end.output.empty()) evidence["output_tail"] = end.output;
+    if (!end.output.empty()) {
+        evidence["output_tail"] = to_valid_utf8(end.output);
+        if (end.output_bytes > end.output.size()) evidence["output_bytes"] = end.output_bytes;
+    }
     if (end.timed_out)
-        return {{"verdict", "hang"},
-                {"reason", str("watchdog: no verdict within ", timeout_s, " s; child process group killed")},
-                {"iterations", 0}, {"metrics", Json::object()}, {"evidence", evidence}};
+        return no_run_verdict("hang", str("watchdog: no verdict within ", timeout_s, " s; child process group killed"),
+                              evidence);
     if (WIFSIGNALED(end.status)) {
         evidence["signal"] = signal_name(WTERMSIG(end.status));
-        return {{"verdict", "crash"}, {"reason", "scenario child killed by " + signal_name(WTERMSIG(end.status))},
-                {"iterations", 0}, {"metrics", Json::object()}, {"evidence", evidence}};
+        return no_run_verdict("crash", "scenario child killed by " + signal_name(WTERMSIG(end.status)), evidence);
     }
+    if (WEXITSTATUS(end.status) == kChildSetupFailed && end.result_text.empty())
+        return no_run_verdict("error", "runner: could not set up the scenario child's descriptors (RLIMIT_NOFILE?)",
+                              evidence);
     Json result = Json::parse(end.result_text, nullptr, false);
     if (WEXITSTATUS(end.status) != 0 || result.is_discarded() || !result.is_object())
-        return {{"verdict", "error"},
-                {"reason", str("scenario child exited with status ", WEXITSTATUS(end.status), " without a verdict")},
-                {"iterations", 0}, {"metrics", Json::object()}, {"evidence", evidence}};
-    if (!end.output.empty()) result["evidence"]["output_tail"] = end.output;
+        return no_run_verdict(
+            "error", str("scenario child exited with status ", WEXITSTATUS(end.status), " without a verdict"), evidence);
+    for (const auto& [key, value] : evidence.items()) result["evidence"][key] = value;
     return result;
 }
 
@@ -166,6 +245,48 @@ Json make_result(const Instance& instance, const Json& verdict, double duration_
     return r;
 }
 
+Json run_forked(const Instance& instance, const Probe& probe, const Settings& settings,
+                const std::function<void()>& tick) {
+    static const bool subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
+    (void)subreaper;
+    uint64_t started = now_ns();
+    Settings child_settings = settings;
+    child_settings.seed = instance_seed(settings.seed, instance.id);
+    int result_pipe[2], output_pipe[2];
+    if (pipe2(result_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+    if (pipe2(output_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        int err = errno;
+        close(result_pipe[0]);
+        close(result_pipe[1]);
+        throw std::runtime_error(std::string("pipe2: ") + std::strerror(err));
+    }
+    std::fflush(nullptr);
+    pid_t runner = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        for (int fd : {result_pipe[0], result_pipe[1], output_pipe[0], output_pipe[1]}) close(fd);
+        throw std::runtime_error(std::string("fork: ") + std::strerror(err));
+    }
+    if (pid == 0) {
+        // The child writes blocking; only the parent's ends are non-blocking.
+        fcntl(result_pipe[1], F_SETFL, 0);
+        fcntl(output_pipe[1], F_SETFL, 0);
+        child_main(instance, probe, child_settings, runner, result_pipe[1], output_pipe[1]);
+    }
+    setpgid(pid, pid);  // also done by the child; whichever runs first wins the race
+    g_child_pgid = pid;
+    close(result_pipe[1]);
+    close(output_pipe[1]);
+    ChildEnd end = watch_child(pid, result_pipe[0], output_pipe[0], settings.timeout_s, tick);
+    g_child_pgid = 0;
+    close(result_pipe[0]);
+    close(output_pipe[0]);
+    reap_orphans();
+    return make_result(instance, verdict_from(end, settings.timeout_s), double(now_ns() - started) / 1e6);
+}
+
 std::string iso8601_now() {
     time_t t = time(nullptr);
     tm utc{};
@@ -175,36 +296,131 @@ std::string iso8601_now() {
     return buf;
 }
 
-void print_progress(const RunOptions& options, size_t index, size_t total, const Json& r) {
-    if (options.quiet) return;
-    std::string verdict = r["verdict"];
-    std::fprintf(stderr, "[%*zu/%zu] %-5s %7.0f ms  %s\n", int(std::to_string(total).size()), index, total,
-                 verdict.c_str(), r["duration_ms"].get<double>(), r["id"].get<std::string>().c_str());
-    if (verdict != "pass") std::fprintf(stderr, "      %s\n", r["reason"].get<std::string>().c_str());
-}
+bool is_bad(const Json& r) { return r["verdict"] != "pass" && r["verdict"] != "skip"; }
 
-void print_summary(const std::vector<Json>& results, const std::string& report_path) {
+// Progress on stderr: quiet prints nothing; on a terminal a live line
+// (i/n, elapsed, failing so far, running id) is rewritten in place and only
+// results that did not pass stay on screen; otherwise (CI logs) one line per
+// finished scenario. Verbose prints every result and the evidence of those
+// that did not pass.
+class Progress {
+  public:
+    Progress(const RunOptions& options, size_t total) : options_(options), total_(total), started_(now_ns()) {
+        const char* term = getenv("TERM");
+        live_ = !options.quiet && isatty(STDERR_FILENO) && !(term && std::strcmp(term, "dumb") == 0);
+        winsize size{};
+        if (live_ && ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 20) width_ = size.ws_col;
+    }
+
+    void note(const std::string& text) {
+        if (options_.quiet) return;
+        clear();
+        std::fprintf(stderr, "%s\n", text.c_str());
+    }
+    void counted(const Json& r) { failing_ += is_bad(r); }
+    void start(size_t index, const std::string& id) {
+        index_ = index;
+        id_ = id;
+        draw();
+    }
+    void tick() { draw(); }
+    void finish(const Json& r) {
+        counted(r);
+        if (options_.quiet) return;
+        std::string verdict = r["verdict"];
+        if (live_ && !options_.verbose && !is_bad(r)) return draw();
+        clear();
+        int digits = int(std::to_string(total_).size());
+        std::fprintf(stderr, "[%*zu/%zu] %-5s %7.0f ms  %s\n", digits, index_, total_, verdict.c_str(),
+                     r["duration_ms"].get<double>(), r["id"].get<std::string>().c_str());
+        if (verdict != "pass") std::fprintf(stderr, "      %s\n", r["reason"].get<std::string>().c_str());
+        if (options_.verbose && is_bad(r))
+            for (const std::string& line : evidence_lines(r["evidence"], 40))
+                std::fprintf(stderr, "        %s\n", line.c_str());
+        draw();
+    }
+    void end() { clear(); }
+
+  private:
+    void draw() {
+        if (!live_ || index_ == 0) return;
+        std::string line = str("[", index_, "/", total_, "] ", (now_ns() - started_) / 1'000'000'000, "s, ", failing_,
+                               " failing  ", id_);
+        if (line.size() > width_ - 1) line.resize(width_ - 1);
+        std::fprintf(stderr, "\r\033[K%s", line.c_str());
+        std::fflush(stderr);
+        drawn_ = true;
+    }
+    void clear() {
+        if (!drawn_) return;
+        std::fprintf(stderr, "\r\033[K");
+        drawn_ = false;
+    }
+
+    const RunOptions& options_;
+    size_t total_;
+    uint64_t started_;
+    bool live_ = false, drawn_ = false;
+    size_t width_ = 80, index_ = 0, failing_ = 0;
+    std::string id_;
+};
+
+void print_summary(std::FILE* out, const std::vector<Json>& results, const std::string& report_path) {
     static const char* const kVerdicts[] = {"pass", "fail", "skip", "hang", "crash", "error"};
     std::map<std::string, std::map<std::string, int>> by_family;
     for (const Json& r : results) by_family[r["family"]][r["verdict"]]++;
-    std::printf("\n%-14s", "family");
-    for (const char* v : kVerdicts) std::printf(" %6s", v);
-    std::printf("\n");
+    std::fprintf(out, "\n%-14s", "family");
+    for (const char* v : kVerdicts) std::fprintf(out, " %6s", v);
+    std::fprintf(out, "\n");
     for (auto& [family, counts] : by_family) {
-        std::printf("%-14s", family.c_str());
-        for (const char* v : kVerdicts) std::printf(" %6d", counts[v]);
-        std::printf("\n");
+        std::fprintf(out, "%-14s", family.c_str());
+        for (const char* v : kVerdicts) std::fprintf(out, " %6d", counts[v]);
+        std::fprintf(out, "\n");
     }
+    std::vector<const Json*> slowest;
+    for (const Json& r : results)
+        if (r["duration_ms"].get<double>() > 0) slowest.push_back(&r);
+    size_t shown = std::min<size_t>(5, slowest.size());
+    std::partial_sort(slowest.begin(), slowest.begin() + long(shown), slowest.end(), [](const Json* a, const Json* b) {
+        return (*a)["duration_ms"].get<double>() > (*b)["duration_ms"].get<double>();
+    });
+    if (shown) std::fprintf(out, "\nslowest:\n");
+    for (size_t i = 0; i < shown; ++i)
+        std::fprintf(out, "  %8.0f ms  %s\n", (*slowest[i])["duration_ms"].get<double>(),
+                     (*slowest[i])["id"].get<std::string>().c_str());
     bool header = false;
     for (const Json& r : results) {
-        std::string v = r["verdict"];
-        if (v == "pass" || v == "skip") continue;
-        if (!header) std::printf("\nnot passing:\n");
+        if (!is_bad(r)) continue;
+        if (!header) std::fprintf(out, "\nnot passing:\n");
         header = true;
-        std::printf("  %-5s %s\n        %s\n", v.c_str(), r["id"].get<std::string>().c_str(),
-                    r["reason"].get<std::string>().c_str());
+        std::fprintf(out, "  %-5s %s\n        %s\n", r["verdict"].get<std::string>().c_str(),
+                     r["id"].get<std::string>().c_str(), r["reason"].get<std::string>().c_str());
     }
-    std::printf("\nreport: %s\n", report_path.c_str());
+    std::fprintf(out, "\nreport: %s\n", report_path.c_str());
+}
+
+// Families in order of first appearance, each family's variants together:
+// KTAP nests variants under their family and needs them contiguous.
+std::vector<Instance> grouped_by_family(const std::vector<Instance>& instances) {
+    std::vector<std::string> order;
+    for (const Instance& inst : instances)
+        if (std::find(order.begin(), order.end(), inst.scenario->family) == order.end())
+            order.push_back(inst.scenario->family);
+    std::vector<Instance> grouped;
+    for (const std::string& family : order)
+        for (const Instance& inst : instances)
+            if (inst.scenario->family == family) grouped.push_back(inst);
+    return grouped;
+}
+
+std::vector<KtapFamily> ktap_families(const std::vector<Instance>& instances) {
+    std::vector<KtapFamily> families;
+    for (const Instance& inst : instances) {
+        if (families.empty() || families.back().name != inst.scenario->family)
+            families.push_back({inst.scenario->family, 0});
+        ++families.back().planned;
+    }
+    return families;
 }
 
 }  // namespace
@@ -218,39 +434,41 @@ double default_timeout_s(Profile profile) {
     return 10;
 }
 
-Json run_instance(const Instance& instance, const Probe& probe, const Settings& settings) {
-    uint64_t started = now_ns();
+Json run_instance(const Instance& instance, const Probe& probe, const Settings& settings,
+                  const std::function<void()>& tick) {
     if (auto reason = unmet_requirement(instance, probe))
-        return make_result(instance,
-                           {{"verdict", "skip"}, {"reason", *reason}, {"iterations", 0},
-                            {"metrics", Json::object()}, {"evidence", Json::object()}},
-                           0.0);
+        return make_result(instance, no_run_verdict("skip", *reason, Json::object()), 0.0);
+    return run_forked(instance, probe, settings, tick);
+}
 
-    Settings child_settings = settings;
-    child_settings.seed = instance_seed(settings.seed, instance.id);
-    int result_pipe[2], output_pipe[2];
-    if (pipe2(result_pipe, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(output_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-        throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
-    std::fflush(nullptr);
-    pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-    if (pid == 0) {
-        close(result_pipe[0]);
-        close(output_pipe[0]);
-        // The child writes blocking; only the parent's ends are non-blocking.
-        fcntl(result_pipe[1], F_SETFL, 0);
-        fcntl(output_pipe[1], F_SETFL, 0);
-        child_main(instance, probe, child_settings, result_pipe[1], output_pipe[1]);
+void attach_kernel_findings(Json& result, const KernelFindings& findings) {
+    Json& evidence = result["evidence"];
+    if (findings.lost_records)
+        evidence["notes"].push_back("the kernel log overran while this scenario ran: some records were lost");
+    if (!findings.splat() && !findings.taint_changed()) return;
+    if (!findings.log.empty()) evidence["kernel_log"] = findings.log;
+    std::string what;
+    if (findings.taint_changed()) {
+        uint64_t before = *findings.taint_before, after = *findings.taint_after;
+        evidence["taint"] = {{"before", before}, {"after", after}, {"added", taint_letters(after & ~before)}};
+        what = str("kernel taint changed ", before, " -> ", after, " (", taint_letters(after & ~before), ")");
     }
-    setpgid(pid, pid);  // also done by the child; whichever runs first wins the race
-    g_child_pgid = pid;
-    close(result_pipe[1]);
-    close(output_pipe[1]);
-    ChildEnd end = watch_child(pid, result_pipe[0], output_pipe[0], settings.timeout_s);
-    g_child_pgid = 0;
-    close(result_pipe[0]);
-    close(output_pipe[0]);
-    return make_result(instance, verdict_from(end, settings.timeout_s), double(now_ns() - started) / 1e6);
+    if (findings.splat()) what = "kernel log: " + findings.first_splat + (what.empty() ? "" : "; " + what);
+    std::string verdict = result["verdict"];
+    if (verdict == "hang" || verdict == "crash") {
+        evidence["notes"].push_back(what);
+        return;
+    }
+    if (verdict == "fail") {
+        evidence["failures"].push_back(what);
+        return;
+    }
+    // A splat means the kernel broke while this scenario drove it, whatever its CQEs said.
+    std::string reason = result["reason"];
+    if (!reason.empty()) evidence["notes"].push_back("before the kernel check: " + verdict + ": " + reason);
+    result["verdict"] = "fail";
+    result["reason"] = what;
+    evidence["failures"].push_back(what);
 }
 
 Json report_header(const RunOptions& options, const Probe& probe, size_t planned) {
@@ -270,25 +488,86 @@ Json report_header(const RunOptions& options, const Probe& probe, size_t planned
     return h;
 }
 
-int run_suite(const RunOptions& options, const Probe& probe, const std::vector<Instance>& instances,
-              ReportWriter& writer) {
+int run_suite(const RunOptions& options, const Probe& probe, const std::vector<Instance>& selected,
+              ReportWriter& writer, const PreviousRun* previous) {
     signal(SIGINT, on_terminate);
     signal(SIGTERM, on_terminate);
     signal(SIGPIPE, SIG_IGN);
-    writer.header(report_header(options, probe, instances.size()));
+    std::vector<Instance> instances = grouped_by_family(selected);
+    std::optional<KtapWriter> ktap;
+    if (!options.ktap_path.empty()) ktap.emplace(options.ktap_path);
+    KernelWatch kernel(options.kmsg_path, options.taint_path);
+
+    Json header = previous ? previous->header : report_header(options, probe, instances.size());
+    Json& run = header["run"];
+    for (const std::string& note : kernel.notes()) {
+        if (!run.contains("notes")) run["notes"] = Json::array();
+        if (std::find(run["notes"].begin(), run["notes"].end(), note) == run["notes"].end()) run["notes"].push_back(note);
+    }
+    if (previous) run["resumed"] = true;
+    writer.header(header);
+
+    std::unordered_map<std::string, const Json*> carried;
+    if (previous)
+        for (const Json& r : previous->results) carried[r["id"]] = &r;
+    Progress progress(options, instances.size());
+    if (previous) {
+        size_t done = 0;
+        for (const Instance& inst : instances) done += carried.count(inst.id);
+        progress.note(str("resuming ", previous->jsonl_path, ": ", previous->results.size(),
+                          " results carried over, ", instances.size() - done, " to run"));
+    }
+    for (const std::string& note : kernel.notes()) progress.note("note: " + note);
+    if (ktap) {
+        std::vector<std::string> diagnostics = {
+            str("uring-conform ", UC_TOOL_VERSION, ", kernel ", header["kernel"].value("release", ""), " ",
+                header["kernel"].value("machine", ""), ", profile ", run.value("profile", ""), ", seed ",
+                dump_line(run.value("seed", Json())), ", filter ", run.value("filter", ""))};
+        for (const Json& note : run.value("notes", Json::array())) diagnostics.push_back("note: " + note.get<std::string>());
+        if (previous) diagnostics.push_back("resumed from " + previous->jsonl_path);
+        ktap->begin(diagnostics, ktap_families(instances));
+    }
 
     Settings settings{options.profile, options.seed, options.timeout_s.value_or(default_timeout_s(options.profile)),
                       options.duration_s};
     uint64_t started = now_ns();
-    bool bad = false;
+    double carried_ms = 0;
+    std::function<void()> tick = [&progress] { progress.tick(); };
     for (size_t i = 0; i < instances.size(); ++i) {
-        Json r = run_instance(instances[i], probe, settings);
+        const Instance& inst = instances[i];
+        if (auto it = carried.find(inst.id); it != carried.end()) {
+            writer.carried_over(*it->second);
+            carried.erase(it);
+            progress.counted(writer.results().back());
+            carried_ms += writer.results().back()["duration_ms"].get<double>();
+            if (ktap) ktap->result(writer.results().back());
+            continue;
+        }
+        progress.start(i + 1, inst.id);
+        Json r;
+        if (auto reason = unmet_requirement(inst, probe)) {
+            r = make_result(inst, no_run_verdict("skip", *reason, Json::object()), 0.0);
+        } else {
+            r = run_forked(inst, probe, settings, tick);
+            attach_kernel_findings(r, kernel.collect());
+        }
         writer.result(r);
-        print_progress(options, i + 1, instances.size(), r);
-        bad |= r["verdict"] != "pass" && r["verdict"] != "skip";
+        if (ktap) ktap->result(r);
+        progress.finish(r);
     }
-    std::string path = writer.finish(double(now_ns() - started) / 1e9);
-    print_summary(writer.results(), path);
+    // Results of the interrupted run for ids no longer selected (a renamed
+    // scenario): still real results, kept at the end.
+    if (previous)
+        for (const Json& r : previous->results)
+            if (carried.count(r["id"])) {
+                writer.carried_over(r);
+                carried_ms += r["duration_ms"].get<double>();
+            }
+    progress.end();
+    std::string path = writer.finish(carried_ms / 1000 + double(now_ns() - started) / 1e9);
+    if (!options.junit_path.empty()) write_junit(options.junit_path, writer.final_report());
+    bool bad = std::any_of(writer.results().begin(), writer.results().end(), is_bad);
+    print_summary(options.ktap_path == "-" ? stderr : stdout, writer.results(), path);
     return bad ? 1 : 0;
 }
 
