@@ -1,13 +1,68 @@
 // The runner's verdicts for each way a scenario child can end, on the real
 // kernel (the self-test scenarios in selftest_cases.cpp).
+#include <dirent.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
 #include "runner.h"
 
 namespace {
+
+namespace fs = std::filesystem;
+
+size_t open_fd_count() {
+    size_t count = 0;
+    for (const auto& entry : fs::directory_iterator("/proc/self/fd")) (void)entry, ++count;
+    return count;
+}
+
+long max_rss_kib() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss;
+}
+
+bool process_gone(pid_t pid) { return kill(pid, 0) < 0 && errno == ESRCH; }
+
+// A scratch directory per test, removed afterwards.
+class TempDir {
+  public:
+    TempDir() {
+        char pattern[] = "/tmp/uc-runner-test-XXXXXX";
+        path_ = mkdtemp(pattern);
+    }
+    ~TempDir() { fs::remove_all(path_); }
+    std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+  private:
+    fs::path path_;
+};
+
+uc::RunOptions quiet_options(const TempDir& dir) {
+    uc::RunOptions options;
+    options.quiet = true;
+    options.report_path = dir / "report.json";
+    options.timeout_s = 1;
+    return options;
+}
+
+std::vector<uc::Instance> instances_of(std::initializer_list<const char*> ids) {
+    std::vector<uc::Instance> out;
+    for (const char* id : ids) {
+        auto found = uc::select_instances(id);
+        EXPECT_EQ(found.size(), 1u) << id;
+        out.insert(out.end(), found.begin(), found.end());
+    }
+    return out;
+}
 
 uc::Json run_one(const std::string& id, double timeout_s = 3) {
     static const uc::Probe probe = uc::run_probe();
@@ -59,6 +114,82 @@ TEST(Runner, SkipNeverHidesAFailure) {
     auto r = run_one("selftest/skip-after-fail");
     EXPECT_EQ(r["verdict"], "fail");
     EXPECT_EQ(r["reason"], "rule broken first");
+}
+
+TEST(Runner, LeakedFdsAndChildrenDoNotOutliveTheScenario) {
+    size_t fds_before = open_fd_count();
+    auto r = run_one("selftest/leak-fds-and-children");
+    ASSERT_EQ(r["verdict"], "pass") << r.dump(2);
+    pid_t child = r["metrics"]["child_pid"], escaped = r["metrics"]["escaped_pid"];
+    EXPECT_TRUE(process_gone(child)) << "leaked child " << child << " survived";
+    EXPECT_TRUE(process_gone(escaped)) << "setsid'd child " << escaped << " survived";
+    EXPECT_EQ(open_fd_count(), fds_before) << "the runner lost descriptors";
+}
+
+TEST(Runner, FloodKeepsAValidBoundedTailAndCountsTheRest) {
+    long rss_before = max_rss_kib();
+    auto r = run_one("selftest/flood-stdout");
+    ASSERT_EQ(r["verdict"], "pass") << r["reason"];
+    EXPECT_EQ(r["evidence"]["output_bytes"], 16u << 20);
+    std::string tail = r["evidence"]["output_tail"];
+    EXPECT_LE(tail.size(), 3 * 4096u);  // 4 KiB of output, each invalid byte as a 3-byte U+FFFD
+    EXPECT_EQ(uc::to_valid_utf8(tail), tail);
+    EXPECT_NE(tail.find("flood line"), std::string::npos);
+    EXPECT_LT(max_rss_kib() - rss_before, 8 * 1024) << "the runner buffered the flood";
+}
+
+TEST(Runner, EndlessFloodStillHangsWithinTimeoutPlusOneSecond) {
+    auto r = run_one("selftest/flood-forever", 1);
+    EXPECT_EQ(r["verdict"], "hang") << r["reason"];
+    EXPECT_LE(r["duration_ms"].get<double>(), 2000);
+    EXPECT_GT(r["evidence"]["output_bytes"].get<uint64_t>(), 4096u);
+}
+
+TEST(Runner, SuiteGoesOnAfterCrashAndHang) {
+    TempDir dir;
+    uc::RunOptions options = quiet_options(dir);
+    uc::ReportWriter writer(options.report_path, "");
+    auto instances = instances_of({"selftest/crash-segv", "selftest/ignores-watchdog", "selftest/empty"});
+    int status = uc::run_suite(options, uc::run_probe(), instances, writer);
+    EXPECT_EQ(status, 1);
+    const uc::Json& results = writer.final_report()["results"];
+    ASSERT_EQ(results.size(), 3u);
+    EXPECT_EQ(results[0]["verdict"], "crash");
+    EXPECT_EQ(results[1]["verdict"], "hang");
+    EXPECT_EQ(results[2]["verdict"], "pass");
+    EXPECT_TRUE(fs::exists(options.report_path));
+    EXPECT_FALSE(fs::exists(options.report_path + ".jsonl"));
+}
+
+TEST(Runner, KernelWarningDuringAScenarioFailsThatScenarioOnly) {
+    TempDir dir;
+    uc::RunOptions options = quiet_options(dir);
+    options.kmsg_path = dir / "kmsg";
+    options.taint_path = dir / "tainted";
+    std::ofstream(options.kmsg_path) << "4,1,1,-;WARNING: CPU: 0 PID: 1 at old/warning.c:1 before_the_run\n";
+    std::ofstream(options.taint_path) << "0\n";
+    setenv("UC_SELFTEST_KMSG", options.kmsg_path.c_str(), 1);
+    setenv("UC_SELFTEST_TAINT", options.taint_path.c_str(), 1);
+    uc::ReportWriter writer(options.report_path, "");
+    auto instances = instances_of({"selftest/empty", "selftest/kernel-warning", "selftest/empty"});
+    uc::run_suite(options, uc::run_probe(), instances, writer);
+    unsetenv("UC_SELFTEST_KMSG");
+    unsetenv("UC_SELFTEST_TAINT");
+
+    const uc::Json& results = writer.final_report()["results"];
+    ASSERT_EQ(results.size(), 3u);
+    EXPECT_EQ(results[0]["verdict"], "pass") << "a splat from before the run was blamed on the first scenario";
+    EXPECT_EQ(results[2]["verdict"], "pass");
+    const uc::Json& warned = results[1];
+    ASSERT_EQ(warned["verdict"], "fail") << warned.dump(2);
+    EXPECT_EQ(warned["reason"],
+              "kernel log: WARNING: CPU: 1 PID: 42 at io_uring/io_uring.c:123 io_selftest+0x10/0x20; "
+              "kernel taint changed 0 -> 512 (W)");
+    std::vector<std::string> log = warned["evidence"]["kernel_log"];
+    ASSERT_EQ(log.size(), 3u) << "from the cut-here marker on, kernel records only";
+    EXPECT_EQ(log[0], "------------[ cut here ]------------");
+    EXPECT_EQ(log[2], "Call Trace:");
+    EXPECT_EQ(warned["evidence"]["taint"]["added"], "W");
 }
 
 }  // namespace
