@@ -1,0 +1,30 @@
+"""What every part of the matrix runner shares: paths, errors, logging, running host tools."""
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+CACHE = Path(os.environ.get("URING_CONFORM_CACHE", "/var/cache/uring-conform"))
+
+
+class UsageError(Exception):
+    """Bad command-line input: one line on stderr, exit 2."""
+
+
+class MatrixError(Exception):
+    """The host could not do its part (apt, build, qemu): one line on stderr, exit 1."""
+
+
+def log(message):
+    print(f"[matrix] {message}", flush=True)
+
+
+def run_quiet(command, what, **kwargs):
+    """Run a host command and return its stdout; on failure raise MatrixError with the last line
+    it printed."""
+    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["no output"]
+        raise MatrixError(f"{what} failed (exit {done.returncode}): {said[-1]}")
+    return done.stdout
