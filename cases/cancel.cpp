@@ -1,0 +1,698 @@
+// Cancelation semantics: one scenario per rule of io_uring_cancelation(7),
+// with the return values of io_uring_prep_cancel(3) and
+// io_uring_register_sync_cancel(3). The eventfd race of seed 001 is in
+// cancel_race.cpp.
+//
+// Every scenario that cancels settles its round through cancel_accounting():
+// each request yields exactly one CQE, in whatever order the cancel's and the
+// target's CQEs arrive ("The order of these CQEs is not guaranteed").
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "cancel_checks.h"
+#include "net.h"
+#include "ring.h"
+#include "scenario.h"
+
+namespace {
+
+using namespace uc;
+
+constexpr uint64_t kTarget = 1;    // the request to cancel
+constexpr uint64_t kCancel = 2;    // the cancel request
+constexpr uint64_t kOther = 3;     // a request no cancel may touch
+constexpr uint64_t kCleanup = 4;   // a later cancel that ends what is left
+constexpr uint64_t kBarrier = 9;   // NOP whose CQE says the SQEs before it were issued
+constexpr uint64_t kQuietNs = 20'000'000;  // "nothing more comes": 20 ms of silence
+
+const std::vector<Params> kSetups = grid(all_setups());
+
+// --- capability probes: tried on a scratch ring; -EINVAL = unknown flag ---
+
+int probe_cancel(unsigned flags, const std::function<void(io_uring*, io_uring_sqe*)>& extra = {}) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) return -EINVAL;
+    int res = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) {
+        io_uring_prep_cancel64(sqe, 0x5eed, int(flags));
+        sqe->fd = fds[0];
+        if (extra) extra(ring, sqe);
+    });
+    close(fds[0]);
+    close(fds[1]);
+    return res;
+}
+
+// Matching nothing, a supported flag answers -ENOENT (or a count of 0).
+const CapabilityProbe cancel_all_probe{"cancel_all", [](const Probe&) { return probe_cancel(IORING_ASYNC_CANCEL_ALL) == 0; }};
+const CapabilityProbe cancel_fd_probe{"cancel_fd", [](const Probe&) { return probe_cancel(IORING_ASYNC_CANCEL_FD) == -ENOENT; }};
+const CapabilityProbe cancel_any_probe{"cancel_any", [](const Probe&) { return probe_cancel(IORING_ASYNC_CANCEL_ANY) == 0; }};
+const CapabilityProbe cancel_op_probe{"cancel_op", [](const Probe&) {
+    return probe_cancel(IORING_ASYNC_CANCEL_OP, [](io_uring*, io_uring_sqe* sqe) { sqe->len = IORING_OP_READ; }) == -ENOENT;
+}};
+const CapabilityProbe cancel_fd_fixed_probe{"cancel_fd_fixed", [](const Probe&) {
+    return probe_cancel(IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_FD_FIXED, [](io_uring* ring, io_uring_sqe* sqe) {
+               int fd = sqe->fd;
+               if (io_uring_register_files(ring, &fd, 1) == 0) sqe->fd = 0;
+           }) == -ENOENT;
+}};
+const CapabilityProbe sync_cancel_probe{"sync_cancel", [](const Probe&) {
+    io_uring ring{};
+    if (io_uring_queue_init(4, &ring, 0) < 0) return false;
+    io_uring_sync_cancel_reg reg{};
+    reg.addr = 0x5eed;
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    int res = io_uring_register_sync_cancel(&ring, &reg);
+    io_uring_queue_exit(&ring);
+    return res == -ENOENT;
+}};
+
+// --- shared pieces ---
+
+// Submits what is queued plus a NOP and reaps up to the NOP's CQE. SQEs are
+// issued in order, so everything before it reached the kernel (with SQPOLL,
+// io_uring_submit() returns before the SQ thread has taken them).
+void issue(Ring& ring) {
+    io_uring_prep_nop(ring.sqe(kBarrier, "barrier nop"));
+    ring.submit();
+    ring.reap_until_final(kBarrier);
+}
+
+std::vector<Cqe> round_cqes(const Ring& ring) {
+    std::vector<Cqe> out;
+    for (const Cqe& cqe : ring.trace().all())
+        if (cqe.user_data != kBarrier) out.push_back(cqe);
+    return out;
+}
+
+// Reaps until every request of the round has its CQE, waits for silence (a
+// duplicate would show), then checks the round's accounting.
+void finish(Ctx& ctx, Ring& ring, const CancelRound& round) {
+    auto any_outstanding = [&] {
+        for (uint64_t t : round.targets)
+            if (ring.is_outstanding(t)) return true;
+        for (const CancelRequest& c : round.cancels)
+            if (ring.is_outstanding(c.user_data)) return true;
+        for (uint64_t o : round.others)
+            if (ring.is_outstanding(o)) return true;
+        return false;
+    };
+    while (any_outstanding()) ring.wait();
+    ring.settle(kQuietNs);
+    ctx.expect(cancel_accounting(round_cqes(ring), round));
+}
+
+int cqe_res(const Ring& ring, uint64_t user_data) {
+    auto cqes = ring.trace().for_request(user_data);
+    return cqes.empty() ? 1 : cqes.front().res;
+}
+
+void prep_pipe_read(Ring& ring, uint64_t user_data, int fd, uint64_t* buf) {
+    io_uring_prep_read(ring.sqe(user_data, "pipe read"), fd, buf, sizeof(*buf), 0);
+}
+
+// Satisfies a pending pipe read and checks it completes with the data: the
+// request was alive, untouched by the cancels before.
+void complete_pending_read(Ctx& ctx, Ring& ring, uint64_t user_data, int write_fd, const std::string& why) {
+    const uint64_t value = 0x0123456789abcdefull;
+    send_all(ctx, write_fd, &value, sizeof(value));
+    ring.reap_until_final(user_data);
+    ctx.expect_eq(cqe_res(ring, user_data), int(sizeof(value)), why);
+}
+
+const uint64_t kJustTarget[] = {kTarget};
+const CancelRequest kCancelOfTarget[] = {{kCancel, CancelReport::first_match, kJustTarget}};
+const CancelRound kTargetRound{.targets = kJustTarget, .cancels = kCancelOfTarget};
+
+// --- basic results ---
+
+const Register pending_read_canceled{{
+    .family = "cancel",
+    .name = "pending-read-canceled",
+    .summary = "cancel by user_data of a pending pipe read: cancel CQE 0, read CQE -ECANCELED, once each",
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL)},
+    .variants = kSetups,
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe pipe = make_pipe(ctx);
+        uint64_t buf = 0;
+        prep_pipe_read(ring, kTarget, pipe.read.get(), &buf);
+        issue(ring);
+        io_uring_prep_cancel64(ring.sqe(kCancel, "cancel by user_data"), kTarget, 0);
+        ring.submit();
+        finish(ctx, ring, kTargetRound);
+        // io_uring_cancelation(7): "res is 0 on success (request was found
+        // and canceled)"; the canceled request's "res is set to -ECANCELED".
+        ctx.expect_eq(cqe_res(ring, kCancel), 0, "cancel of a pending request");
+        ctx.expect_eq(cqe_res(ring, kTarget), -ECANCELED, "pending request after its cancel");
+    }}};
+
+const Register unknown_user_data{{
+    .family = "cancel",
+    .name = "unknown-user-data-enoent",
+    .summary = "cancel of a user_data never submitted returns -ENOENT and leaves the pending request alone",
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL)},
+    .variants = kSetups,
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe pipe = make_pipe(ctx);
+        uint64_t buf = 0;
+        prep_pipe_read(ring, kOther, pipe.read.get(), &buf);
+        issue(ring);
+        io_uring_prep_cancel64(ring.sqe(kCancel, "cancel of an unknown user_data"), 0xdead, 0);
+        ring.submit();
+        ring.reap_until_final(kCancel);
+        ring.settle(kQuietNs);
+        // io_uring_cancelation(7): "res is -ENOENT if no matching request was found".
+        ctx.expect_eq(cqe_res(ring, kCancel), -ENOENT, "cancel of a user_data never submitted");
+        ctx.expect_true(ring.is_outstanding(kOther), "a cancel that matched nothing ended another request");
+        complete_pending_read(ctx, ring, kOther, pipe.write.get(), "untouched read once data arrives");
+    }}};
+
+// A request blocked inside an io-wq worker: one of our threads named
+// iou-wrk-* sleeping ('S' or 'D' in /proc/self/task/*/stat).
+bool io_worker_blocked() {
+    DIR* dir = opendir("/proc/self/task");
+    if (!dir) return false;
+    bool blocked = false;
+    while (dirent* entry = readdir(dir)) {
+        if (entry->d_name[0] == '.') continue;
+        std::ifstream stat(std::string("/proc/self/task/") + entry->d_name + "/stat");
+        std::string line;
+        std::getline(stat, line);
+        size_t close_paren = line.rfind(')');
+        if (line.find("(iou-wrk-") == std::string::npos || close_paren == std::string::npos || close_paren + 2 >= line.size())
+            continue;
+        char state = line[close_paren + 2];
+        blocked |= state == 'S' || state == 'D';
+    }
+    closedir(dir);
+    return blocked;
+}
+
+bool wait_for_blocked_io_worker(uint64_t timeout_ns) {
+    uint64_t until = now_ns() + timeout_ns;
+    while (now_ns() < until) {
+        if (io_worker_blocked()) return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+// A FIFO in a private directory: opening it for reading blocks until a writer comes.
+struct TempFifo {
+    std::string dir, path;
+    explicit TempFifo(Ctx& ctx) {
+        char name[] = "/tmp/uring-conform-cancel.XXXXXX";
+        if (!mkdtemp(name)) ctx.error("mkdtemp: " + errno_name(errno));
+        dir = name;
+        path = dir + "/fifo";
+        if (mkfifo(path.c_str(), 0600) < 0) ctx.error("mkfifo: " + errno_name(errno));
+    }
+    ~TempFifo() {
+        unlink(path.c_str());
+        rmdir(dir.c_str());
+    }
+};
+
+const Register running_request{{
+    .family = "cancel",
+    .name = "running-request-ealready",
+    .summary = "cancel of a request blocked in io-wq returns -EALREADY or 0; the request still ends once, -EINTR or -ECANCELED",
+    .needs = {needs_op(IORING_OP_OPENAT), needs_op(IORING_OP_SPLICE), needs_op(IORING_OP_ASYNC_CANCEL)},
+    .variants = grid(all_setups(), {{"op", {"openat", "splice"}}}),
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        TempFifo fifo(ctx);
+        Pipe pipe = make_pipe(ctx);
+        Fd null_fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
+        if (!null_fd) ctx.error("open /dev/null: " + errno_name(errno));
+        // Neither completes on its own: nobody opens the FIFO for writing,
+        // nobody writes to the pipe. Both block in an io-wq worker.
+        bool openat = ctx.params().text("op") == "openat";
+        io_uring_sqe* sqe = ring.sqe(kTarget, openat ? "openat of a FIFO" : "splice from an empty pipe");
+        if (openat)
+            io_uring_prep_openat(sqe, AT_FDCWD, fifo.path.c_str(), O_RDONLY | O_CLOEXEC, 0);
+        else
+            io_uring_prep_splice(sqe, pipe.read.get(), -1, null_fd.get(), -1, 64, 0);
+        sqe->flags |= IOSQE_ASYNC;
+        ring.submit();
+        if (!wait_for_blocked_io_worker(1'000'000'000))
+            ctx.note("no io-wq worker was seen blocked within 1 s; the cancel may have found the request still queued");
+        io_uring_prep_cancel64(ring.sqe(kCancel, "cancel by user_data"), kTarget, 0);
+        ring.submit();
+        finish(ctx, ring, kTargetRound);
+        int cancel_res = cqe_res(ring, kCancel);
+        ctx.metric("cancel_res", res_text(cancel_res));
+        ctx.metric("target_res", res_text(cqe_res(ring, kTarget)));
+        // io_uring_prep_cancel(3): -EALREADY "The execution state of the
+        // request has progressed far enough that cancelation is no longer
+        // possible"; 0 if it was still queued.
+        ctx.expect_true(cancel_res == -EALREADY || cancel_res == 0,
+                        "cancel of a running request returned " + res_text(cancel_res) + ", expected -EALREADY or 0");
+    }}};
+
+// --- what a cancel matches: ALL, FD, ANY, FD_FIXED, OP ---
+
+const Register cancel_all{{
+    .family = "cancel",
+    .name = "cancel-all-counts",
+    .summary = "IORING_ASYNC_CANCEL_ALL on a user_data shared by 3 reads returns 3; each read ends -ECANCELED once",
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL), needs_capability("cancel_all")},
+    .variants = kSetups,
+    .body = [](Ctx& ctx) {
+        constexpr size_t kReads = 3;
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe pipe = make_pipe(ctx), other = make_pipe(ctx);
+        uint64_t bufs[kReads + 1] = {};
+        for (size_t i = 0; i < kReads; ++i) prep_pipe_read(ring, kTarget, pipe.read.get(), &bufs[i]);
+        prep_pipe_read(ring, kOther, other.read.get(), &bufs[kReads]);
+        issue(ring);
+        io_uring_prep_cancel64(ring.sqe(kCancel, "cancel all by user_data"), kTarget, IORING_ASYNC_CANCEL_ALL);
+        ring.submit();
+        while (ring.trace().for_request(kTarget).size() < kReads || ring.is_outstanding(kCancel)) ring.wait();
+        ring.settle(kQuietNs);
+        // io_uring_cancelation(7): ALL cancels "all matching requests ... The
+        // cancel CQE's res indicates how many requests were canceled."
+        ctx.expect(single_completion(ring.trace().all(), kCancel, {int(kReads)}));
+        auto reads = ring.trace().for_request(kTarget);
+        ctx.expect_eq(reads.size(), kReads, "CQEs for the reads sharing the canceled user_data");
+        for (const Cqe& cqe : reads)
+            ctx.expect_true(cqe.res == -ECANCELED && !cqe.more(), "each canceled read ends -ECANCELED: " + cqe.describe());
+        ctx.expect_true(ring.is_outstanding(kOther), "CANCEL_ALL by user_data ended a request with another user_data");
+        complete_pending_read(ctx, ring, kOther, other.write.get(), "untouched read once data arrives");
+    }}};
+
+constexpr uint64_t kReadA1 = 11, kReadA2 = 12, kReadB = 13, kCancelFirst = 21, kCancelRest = 22;
+
+const Register cancel_fd{{
+    .family = "cancel",
+    .name = "cancel-fd-matches-fd",
+    .summary = "IORING_ASYNC_CANCEL_FD cancels one read on that fd, with ALL the rest; a read on another fd stays pending",
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL), needs_capability("cancel_fd"),
+              needs_capability("cancel_all")},
+    .variants = kSetups,
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe a = make_pipe(ctx), b = make_pipe(ctx);
+        uint64_t bufs[3] = {};
+        prep_pipe_read(ring, kReadA1, a.read.get(), &bufs[0]);
+        prep_pipe_read(ring, kReadA2, a.read.get(), &bufs[1]);
+        prep_pipe_read(ring, kReadB, b.read.get(), &bufs[2]);
+        issue(ring);
+        // io_uring_prep_cancel(3): "By default, the first request matching
+        // the criteria given will be canceled."
+        io_uring_prep_cancel_fd(ring.sqe(kCancelFirst, "cancel by fd"), a.read.get(), 0);
+        ring.submit();
+        ring.reap(2);
+        ring.settle(kQuietNs);
+        size_t a_ended = ring.trace().for_request(kReadA1).size() + ring.trace().for_request(kReadA2).size();
+        ctx.expect_eq(a_ended, size_t(1), "reads on the fd ended by one IORING_ASYNC_CANCEL_FD without ALL");
+        io_uring_prep_cancel_fd(ring.sqe(kCancelRest, "cancel all by fd"), a.read.get(), IORING_ASYNC_CANCEL_ALL);
+        ring.submit();
+        const uint64_t on_a[] = {kReadA1, kReadA2};
+        const CancelRequest cancels[] = {{kCancelFirst, CancelReport::first_match, on_a},
+                                         {kCancelRest, CancelReport::count, on_a}};
+        finish(ctx, ring, {.targets = on_a, .cancels = cancels});
+        ctx.expect_eq(cqe_res(ring, kCancelFirst), 0, "IORING_ASYNC_CANCEL_FD with a pending read on the fd");
+        ctx.expect_eq(cqe_res(ring, kCancelRest), 1, "IORING_ASYNC_CANCEL_FD|ALL count with one read left on the fd");
+        ctx.expect_true(ring.is_outstanding(kReadB), "cancel by fd ended a read on another fd");
+        complete_pending_read(ctx, ring, kReadB, b.write.get(), "read on the other fd once data arrives");
+    }}};
+
+const Register cancel_any{{
+    .family = "cancel",
+    .name = "cancel-any-matches-every-request",
+    .summary = "IORING_ASYNC_CANCEL_ANY ignores user_data and fd: its count equals the reads it ended; with ALL, all 3",
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL), needs_capability("cancel_any"),
+              needs_capability("cancel_all")},
+    .variants = grid(all_setups(), {{"flags", {"any", "any_all"}}}),
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe pipes[3] = {make_pipe(ctx), make_pipe(ctx), make_pipe(ctx)};
+        const uint64_t reads[] = {kReadA1, kReadA2, kReadB};
+        uint64_t bufs[3] = {};
+        for (size_t i = 0; i < 3; ++i) prep_pipe_read(ring, reads[i], pipes[i].read.get(), &bufs[i]);
+        issue(ring);
+        bool with_all = ctx.params().text("flags") == "any_all";
+        unsigned flags = IORING_ASYNC_CANCEL_ANY | (with_all ? IORING_ASYNC_CANCEL_ALL : 0);
+        io_uring_prep_cancel64(ring.sqe(kCancelFirst, "cancel any"), 0, int(flags));
+        ring.submit();
+        ring.reap_until_final(kCancelFirst);
+        ring.settle(kQuietNs);
+        int count = cqe_res(ring, kCancelFirst);
+        size_t ended = 0;
+        for (uint64_t read : reads) ended += ring.trace().for_request(read).size();
+        // io_uring_cancelation(7) says ANY cancels "any single request" and,
+        // with ALL, drains the ring; io_uring_prep_cancel(3) says a flag that
+        // can match several requests returns how many it canceled. So: at
+        // least one, as many as ended; all of them with ALL.
+        ctx.metric("any_canceled", count);
+        ctx.expect_true(count >= 1 && size_t(count) == ended,
+                        str("IORING_ASYNC_CANCEL_ANY returned ", res_text(count), " while ", ended, " of 3 reads ended"));
+        if (with_all) ctx.expect_eq(count, 3, "IORING_ASYNC_CANCEL_ANY|ALL count with 3 pending reads");
+        io_uring_prep_cancel64(ring.sqe(kCancelRest, "cancel any, all"), 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+        ring.submit();
+        const CancelRequest cancels[] = {{kCancelFirst, CancelReport::count, reads}, {kCancelRest, CancelReport::count, reads}};
+        finish(ctx, ring, {.targets = reads, .cancels = cancels, .targets_may_complete = false});
+    }}};
+
+const Register cancel_fd_fixed{{
+    .family = "cancel",
+    .name = "cancel-fd-fixed-matches-slot",
+    .summary = "IORING_ASYNC_CANCEL_FD_FIXED cancels the read on that registered slot; the read on another slot stays",
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL), needs_capability("cancel_fd_fixed")},
+    .variants = kSetups,
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe a = make_pipe(ctx), b = make_pipe(ctx);
+        int files[2] = {a.read.get(), b.read.get()};
+        if (int ret = io_uring_register_files(ring.get(), files, 2); ret < 0) ctx.error("io_uring_register_files: " + errno_name(ret));
+        uint64_t bufs[2] = {};
+        for (int slot = 0; slot < 2; ++slot) {
+            io_uring_sqe* sqe = ring.sqe(slot == 0 ? kTarget : kOther, "read of a fixed file");
+            io_uring_prep_read(sqe, slot, &bufs[slot], sizeof(bufs[slot]), 0);
+            sqe->flags |= IOSQE_FIXED_FILE;
+        }
+        issue(ring);
+        // io_uring_cancelation(7): "The file descriptor is a fixed file
+        // (registered file index) rather than a regular fd."
+        io_uring_prep_cancel_fd(ring.sqe(kCancel, "cancel by fixed fd"), 0, IORING_ASYNC_CANCEL_FD_FIXED);
+        ring.submit();
+        finish(ctx, ring, kTargetRound);
+        ctx.expect_eq(cqe_res(ring, kCancel), 0, "cancel of the pending read on fixed slot 0");
+        ctx.expect_eq(cqe_res(ring, kTarget), -ECANCELED, "read on fixed slot 0 after its cancel");
+        ctx.expect_true(ring.is_outstanding(kOther), "cancel of fixed slot 0 ended the read on slot 1");
+        complete_pending_read(ctx, ring, kOther, b.write.get(), "read on fixed slot 1 once data arrives");
+    }}};
+
+const Register cancel_op{{
+    .family = "cancel",
+    .name = "cancel-op-matches-opcode",
+    .summary = "IORING_ASYNC_CANCEL_OP with IORING_OP_READ cancels the pending read, not the pending poll",
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_POLL_ADD), needs_op(IORING_OP_ASYNC_CANCEL),
+              needs_capability("cancel_op")},
+    .variants = kSetups,
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe a = make_pipe(ctx), b = make_pipe(ctx);
+        uint64_t buf = 0;
+        prep_pipe_read(ring, kTarget, a.read.get(), &buf);
+        io_uring_prep_poll_add(ring.sqe(kOther, "poll add"), b.read.get(), POLLIN);
+        issue(ring);
+        // include/uapi/linux/io_uring.h: IORING_ASYNC_CANCEL_OP "Match
+        // request based on opcode" (sqe->len), ignoring user_data (6.6).
+        io_uring_sqe* sqe = ring.sqe(kCancel, "cancel by opcode");
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_OP);
+        sqe->len = IORING_OP_READ;
+        ring.submit();
+        finish(ctx, ring, kTargetRound);
+        ctx.expect_eq(cqe_res(ring, kCancel), 0, "cancel by opcode READ with one pending read");
+        ctx.expect_eq(cqe_res(ring, kTarget), -ECANCELED, "pending read after the cancel by opcode");
+        ctx.expect_true(ring.is_outstanding(kOther), "cancel by opcode READ ended a POLL_ADD");
+        char byte = 'x';
+        send_all(ctx, b.write.get(), &byte, 1);
+        ring.reap_until_final(kOther);
+        ctx.expect_true(cqe_res(ring, kOther) & POLLIN, "untouched poll reports POLLIN once data arrives");
+    }}};
+
+// --- linked timeouts ---
+
+constexpr uint64_t kLinkTimeout = 5;
+
+void prep_read_with_link_timeout(Ring& ring, int fd, uint64_t* buf, __kernel_timespec* ts) {
+    io_uring_sqe* sqe = ring.sqe(kTarget, "pipe read, linked");
+    io_uring_prep_read(sqe, fd, buf, sizeof(*buf), 0);
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_prep_link_timeout(ring.sqe(kLinkTimeout, "link timeout"), ts, 0);
+}
+
+const Register link_timeout_expires{{
+    .family = "cancel",
+    .name = "link-timeout-expiry-cancels-read",
+    .summary = "a linked timeout that expires cancels the read (-ECANCELED) and completes with -ETIME",
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_LINK_TIMEOUT)},
+    .variants = kSetups,
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe pipe = make_pipe(ctx);
+        uint64_t buf = 0;
+        __kernel_timespec ten_ms{0, 10'000'000};
+        prep_read_with_link_timeout(ring, pipe.read.get(), &buf, &ten_ms);
+        ring.submit();
+        while (ring.is_outstanding(kTarget) || ring.is_outstanding(kLinkTimeout)) ring.wait();
+        ring.settle(kQuietNs);
+        // io_uring_cancelation(7): "The kernel handles the cancelation
+        // automatically if the timeout expires"; io_uring_prep_link_timeout(3):
+        // the timeout completes with -ETIME, the request with -ECANCELED.
+        ctx.expect(single_completion(ring.trace().all(), kTarget, {-ECANCELED}));
+        ctx.expect(single_completion(ring.trace().all(), kLinkTimeout, {-ETIME}));
+    }}};
+
+const Register read_first{{
+    .family = "cancel",
+    .name = "read-first-cancels-link-timeout",
+    .summary = "a read that completes before its linked timeout returns its data; the timeout ends -ECANCELED",
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_LINK_TIMEOUT)},
+    .variants = kSetups,
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe pipe = make_pipe(ctx);
+        uint64_t buf = 0;
+        __kernel_timespec five_s{5, 0};
+        prep_read_with_link_timeout(ring, pipe.read.get(), &buf, &five_s);
+        issue(ring);
+        const uint64_t value = 42;
+        send_all(ctx, pipe.write.get(), &value, sizeof(value));
+        while (ring.is_outstanding(kTarget) || ring.is_outstanding(kLinkTimeout)) ring.wait();
+        ring.settle(kQuietNs);
+        // io_uring_prep_link_timeout(3): if the linked request completes
+        // first, the timeout is canceled and completes with -ECANCELED.
+        ctx.expect(single_completion(ring.trace().all(), kTarget, {int(sizeof(value))}));
+        ctx.expect(single_completion(ring.trace().all(), kLinkTimeout, {-ECANCELED}));
+        ctx.expect_eq(buf, value, "data read before the timeout");
+    }}};
+
+// --- what does not cancel, and what does: close(), ring exit ---
+
+constexpr uint64_t kClose = 6;
+
+// poll(2) with no events still reports POLLERR: on a pipe's write end, once
+// no read end is left anywhere, including in a pending io_uring request.
+bool readers_gone(int write_fd, int timeout_ms) {
+    pollfd pfd{write_fd, 0, 0};
+    return poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLERR);
+}
+
+const Register close_keeps_pending{{
+    .family = "cancel",
+    .name = "close-keeps-request-pending",
+    .summary = "closing the fd of a pending read (close(2) or IORING_OP_CLOSE) does not cancel it; data still completes it",
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_CLOSE)},
+    .variants = grid(all_setups(), {{"close", {"syscall", "io_uring"}}}),
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe pipe = make_pipe(ctx);
+        uint64_t buf = 0;
+        prep_pipe_read(ring, kTarget, pipe.read.get(), &buf);
+        issue(ring);
+        int fd = pipe.read.release();
+        if (ctx.params().text("close") == "syscall") {
+            if (close(fd) < 0) ctx.error("close: " + errno_name(errno));
+        } else {
+            io_uring_prep_close(ring.sqe(kClose, "IORING_OP_CLOSE"), fd);
+            ring.submit();
+            ring.reap_until_final(kClose);
+            ctx.expect_eq(cqe_res(ring, kClose), 0, "IORING_OP_CLOSE of the read end");
+        }
+        ring.settle(kQuietNs);
+        // io_uring_cancelation(7): "pending requests operating on that fd are
+        // not automatically canceled ... will not automatically complete or fail".
+        ctx.expect_true(ring.is_outstanding(kTarget), "closing the fd ended the pending read");
+        ctx.expect_true(!readers_gone(pipe.write.get(), 0), "the pending read holds no reference to the closed read end");
+        complete_pending_read(ctx, ring, kTarget, pipe.write.get(), "read on the closed fd once data arrives");
+    }}};
+
+// The child of ring-exit-cancels-pending: a ring with one pending read on
+// `read_fd`, whose own descriptor it then closes, so that the request holds
+// the last reference to the read end. Reports on `report_fd`, waits for `go`
+// on `control_fd`, then exits the ring or the whole process.
+[[noreturn]] void ring_exit_child(Setup setup, bool process_exit, int read_fd, int report_fd, int control_fd) {
+    io_uring ring{};
+    io_uring_params params{};
+    params.flags = setup_flags(setup);
+    if (setup == Setup::sqpoll) params.sq_thread_idle = 50;
+    static uint64_t buf;
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_queue_init_params(8, &ring, &params) < 0) _exit(2);
+    io_uring_prep_read(io_uring_get_sqe(&ring), read_fd, &buf, sizeof(buf), 0);
+    io_uring_prep_nop(io_uring_get_sqe(&ring));
+    io_uring_sqe_set_data64(&ring.sq.sqes[1], kBarrier);
+    if (io_uring_submit(&ring) != 2 || io_uring_wait_cqe(&ring, &cqe) < 0 || cqe->user_data != kBarrier) _exit(3);
+    close(read_fd);
+    char go = 0;
+    if (write(report_fd, "s", 1) != 1 || read(control_fd, &go, 1) != 1) _exit(4);
+    if (process_exit) _exit(0);
+    io_uring_queue_exit(&ring);
+    if (write(report_fd, "x", 1) != 1 || read(control_fd, &go, 1) != 1) _exit(5);
+    _exit(0);
+}
+
+bool read_byte(int fd, int timeout_ms) {
+    pollfd pfd{fd, POLLIN, 0};
+    char byte = 0;
+    return poll(&pfd, 1, timeout_ms) == 1 && read(fd, &byte, 1) == 1;
+}
+
+const Register ring_exit{{
+    .family = "cancel",
+    .name = "ring-exit-cancels-pending",
+    .summary = "io_uring_queue_exit() or process exit cancels a pending read: it drops its file reference",
+    .needs = {needs_op(IORING_OP_READ)},
+    .variants = grid(all_setups(), {{"exit", {"queue_exit", "process_exit"}}}),
+    .body = [](Ctx& ctx) {
+        Pipe data = make_pipe(ctx), report = make_pipe(ctx), control = make_pipe(ctx);
+        bool process_exit = ctx.params().text("exit") == "process_exit";
+        pid_t pid = fork();
+        if (pid < 0) ctx.error("fork: " + errno_name(errno));
+        if (pid == 0)
+            ring_exit_child(ctx.params().setup_or_none(), process_exit, data.read.get(), report.write.get(), control.read.get());
+        data.read.reset();
+        report.write.reset();
+        bool submitted = read_byte(report.read.get(), 5000);
+        // The request is now the read end's only holder (close(2) does not cancel it).
+        bool held = submitted && !readers_gone(data.write.get(), 0);
+        int status = 0;
+        bool told = write(control.write.get(), "g", 1) == 1;
+        bool ring_gone = told && (process_exit ? waitpid(pid, &status, 0) == pid : read_byte(report.read.get(), 5000));
+        // io_uring_cancelation(7): "When an io_uring instance is closed ... all
+        // pending requests are automatically canceled." The read must not
+        // live on: its reference to the pipe's read end goes.
+        bool released = ring_gone && readers_gone(data.write.get(), 2000);
+        if (!process_exit && (write(control.write.get(), "g", 1) != 1 || waitpid(pid, &status, 0) != pid))
+            ctx.error("ring exit child: " + errno_name(errno));
+        if (!submitted || !ring_gone || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            ctx.error(str("ring exit child failed (status ", status, ", submitted ", submitted, ", ring gone ", ring_gone, ")"));
+        ctx.expect_true(held, "before ring exit the pending read held the pipe's read end");
+        ctx.expect_true(released, "2 s after ring exit the canceled read still holds the pipe's read end");
+    }}};
+
+// --- synchronous cancelation ---
+
+const Register sync_cancel{{
+    .family = "cancel",
+    .name = "sync-cancel-pending-read",
+    .summary = "io_uring_register_sync_cancel() of a pending read returns 0 once it is canceled; unknown user_data: -ENOENT",
+    .needs = {needs_op(IORING_OP_READ), needs_capability("sync_cancel")},
+    .variants = grid(all_setups(), {{"timeout", {"none", "1s"}}}),
+    .body = [](Ctx& ctx) {
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe pipe = make_pipe(ctx);
+        uint64_t buf = 0;
+        prep_pipe_read(ring, kTarget, pipe.read.get(), &buf);
+        issue(ring);
+        // io_uring_register_sync_cancel(3): tv_sec and tv_nsec of -1 mean no timeout.
+        bool bounded = ctx.params().text("timeout") == "1s";
+        io_uring_sync_cancel_reg reg{};
+        reg.addr = kTarget;
+        reg.timeout.tv_sec = bounded ? 1 : -1;
+        reg.timeout.tv_nsec = bounded ? 0 : -1;
+        int res = io_uring_register_sync_cancel(ring.get(), &reg);
+        // "This blocks until the matching request is canceled or the timeout
+        // expires"; the return value is that of io_uring_prep_cancel(3).
+        ctx.expect_eq(res, 0, "sync cancel of a pending read");
+        ring.reap_until_final(kTarget);
+        ring.settle(kQuietNs);
+        ctx.expect(single_completion(ring.trace().all(), kTarget, {-ECANCELED}));
+        reg.addr = 0xdead;
+        ctx.expect_eq(io_uring_register_sync_cancel(ring.get(), &reg), -ENOENT, "sync cancel of an unknown user_data");
+    }}};
+
+// --- multishot ---
+
+// Arms the round's multishot request and reaps its first CQE (with F_MORE).
+Cqe arm_multishot(Ctx& ctx, Ring& ring, bool poll_op, int read_fd, int write_fd, uint64_t target,
+                  __kernel_timespec* period) {
+    if (poll_op)
+        io_uring_prep_poll_multishot(ring.sqe(target, "multishot poll"), read_fd, POLLIN);
+    else
+        io_uring_prep_timeout(ring.sqe(target, "multishot timeout"), period, 0, IORING_TIMEOUT_MULTISHOT);
+    issue(ring);
+    char byte = 'x';
+    if (poll_op) send_all(ctx, write_fd, &byte, 1);
+    Cqe first = ring.wait();
+    while (first.user_data != target) first = ring.wait();
+    if (poll_op && read(read_fd, &byte, 1) != 1) ctx.error("read(pipe) after POLLIN");
+    return first;
+}
+
+// The round's CQEs after its cancel, until the cancel's CQE and the target's
+// final CQE came, or `limit_ns` passed.
+bool reap_cancel_round(Ring& ring, uint64_t target, uint64_t cancel, uint64_t limit_ns) {
+    uint64_t until = now_ns() + limit_ns;
+    while (ring.is_outstanding(target) || ring.is_outstanding(cancel)) {
+        uint64_t now = now_ns();
+        if (now >= until) return false;
+        ring.wait_for(until - now);
+    }
+    return true;
+}
+
+std::vector<Cqe> cqes_of(const Ring& ring, uint64_t a, uint64_t b) {
+    std::vector<Cqe> out;
+    for (const Cqe& cqe : ring.trace().all())
+        if (cqe.user_data == a || cqe.user_data == b) out.push_back(cqe);
+    return out;
+}
+
+const Register multishot_cancel{{
+    .family = "cancel",
+    .name = "multishot-cancel-ends-without-more",
+    .summary = "async cancel of a live multishot poll or timeout: cancel CQE 0, then one final -ECANCELED CQE without F_MORE",
+    .needs = {needs_op(IORING_OP_POLL_ADD), needs_op(IORING_OP_TIMEOUT), needs_op(IORING_OP_ASYNC_CANCEL)},
+    .variants = grid(all_setups(), {{"op", {"poll", "timeout"}}}),
+    .body = [](Ctx& ctx) {
+        bool poll_op = ctx.params().text("op") == "poll";
+        if (!poll_op && !ctx.probe().capability("timeout_multishot"))
+            ctx.skip("kernel lacks timeout_multishot (probe: tried it and the kernel refused)");
+        Ring ring(ctx, ctx.params().setup_or_none());
+        Pipe pipe = make_pipe(ctx);
+        __kernel_timespec every_ms{0, 1'000'000};
+        int rounds = ctx.pick(16, 128, 1024);
+        for (int round = 0; round < rounds; ++round) {
+            uint64_t target = 100 + 2 * uint64_t(round), cancel = target + 1;
+            Cqe first = arm_multishot(ctx, ring, poll_op, pipe.read.get(), pipe.write.get(), target, &every_ms);
+            ctx.must(Check{first.more(), "multishot request's first CQE lacks IORING_CQE_F_MORE", first});
+            // Cancel a little later, as an application would: a timeout keeps
+            // expiring meanwhile (every 1 ms), unseen until we enter the kernel.
+            usleep(3000);
+            io_uring_prep_cancel64(ring.sqe(cancel, "cancel by user_data"), target, 0);
+            ring.submit();
+            bool ended = reap_cancel_round(ring, target, cancel, 1'000'000'000);
+            std::vector<Cqe> cqes = cqes_of(ring, target, cancel);
+            // io_uring_cancelation(7): "The multishot generates a final CQE
+            // with -ECANCELED; the IORING_CQE_F_MORE flag is not set on this
+            // final CQE; the cancel CQE indicates success". A live multishot
+            // request cannot have "completed before the cancelation" (-ENOENT).
+            if (!ended) {
+                auto after = ring.trace().for_request(target);
+                ctx.must(Check::fail(str("round ", round, ": cancel returned ", res_text(cqe_res(ring, cancel)),
+                                         " while the multishot request was live; 1 s later it had not ended (",
+                                         after.size(), " CQEs for it this round, the newest:)"),
+                                     after.back()));
+            }
+            ctx.expect(single_completion(cqes, cancel, {0}));
+            ctx.must(multishot_contract(cqes, target, {.final_res = {-ECANCELED}, .error_ends_request = poll_op}));
+            ctx.add_iterations(1);
+        }
+    }}};
+
+}  // namespace
