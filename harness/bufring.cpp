@@ -63,14 +63,35 @@ Check take_stream_buffer(BufRing& bufs, const Cqe& cqe, uint64_t* stream_offset)
                            cqe);
     if (unsigned(cqe.res) > bufs.buf_len())
         return Check::fail(str("res ", cqe.res, " exceeds the buffer length ", bufs.buf_len()), cqe);
-    const uint8_t* data = bufs.data(bid);
-    for (int i = 0; i < cqe.res; ++i)
-        if (data[i] != pattern_byte(*stream_offset + uint64_t(i)))
-            return Check::fail(str("stream byte ", *stream_offset + uint64_t(i),
-                                   " differs from what was sent (data lost, duplicated or reordered)"),
-                               cqe);
+    if (Check bytes = stream_bytes_continue(cqe, bufs.data(bid), size_t(cqe.res), *stream_offset); !bytes)
+        return bytes;
     *stream_offset += uint64_t(cqe.res);
     return Check::pass();
+}
+
+Check stream_bytes_continue(const Cqe& cqe, const uint8_t* data, size_t len, uint64_t stream_offset) {
+    for (size_t i = 0; i < len; ++i)
+        if (data[i] != pattern_byte(stream_offset + i))
+            return Check::fail(str("stream byte ", stream_offset + i,
+                                   " differs from what was sent (data lost, duplicated or reordered)"),
+                               cqe);
+    return Check::pass();
+}
+
+LegacyBuffers::LegacyBuffers(Ring& ring, uint16_t bgid, unsigned entries, unsigned buf_len, uint64_t provide_user_data)
+    : ring_(ring), bgid_(bgid), entries_(entries), buf_len_(buf_len), provide_user_data_(provide_user_data),
+      storage_(size_t(entries) * buf_len) {
+    io_uring_prep_provide_buffers(ring.sqe(provide_user_data, "provide buffers"), storage_.data(), int(buf_len),
+                                  int(entries), bgid, 0);
+    ring.submit();
+    Cqe cqe = ring.wait();
+    if (cqe.user_data != provide_user_data || cqe.res < 0)
+        ring.ctx().error(str("IORING_OP_PROVIDE_BUFFERS(", entries, " x ", buf_len, " bytes): ", cqe.describe()));
+}
+
+void LegacyBuffers::provide(unsigned bid) {
+    io_uring_prep_provide_buffers(ring_.sqe(provide_user_data_, "provide buffer"), storage_.data() + size_t(bid) * buf_len_,
+                                  int(buf_len_), 1, bgid_, int(bid));
 }
 
 }  // namespace uc

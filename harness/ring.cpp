@@ -38,6 +38,8 @@ io_uring_sqe* Ring::sqe(uint64_t user_data, const char* what) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (!sqe) {
         submit();
+        // Under SQPOLL entries free up only as the kernel thread consumes them.
+        if (ring_.flags & IORING_SETUP_SQPOLL) io_uring_sqring_wait(&ring_);
         sqe = io_uring_get_sqe(&ring_);
         if (!sqe) ctx_.error("no SQE free after submitting the queue");
     }
