@@ -1,0 +1,150 @@
+#include "bufring_checks.h"
+
+#include <algorithm>
+
+#include "bufring.h"
+#include "compat/uapi.h"
+#include "util.h"
+
+namespace uc {
+
+std::string buf_mode_name(BufMode mode) {
+    switch (mode) {
+        case BufMode::plain: return "plain";
+        case BufMode::incremental: return "incremental";
+        case BufMode::bundle: return "bundle";
+    }
+    return "?";
+}
+
+std::deque<BufferLedger::Held>::iterator BufferLedger::find(unsigned bid) {
+    return std::find_if(ring_order_.begin(), ring_order_.end(), [bid](const Held& h) { return h.bid == bid; });
+}
+
+bool BufferLedger::holds(unsigned bid) const {
+    return std::any_of(ring_order_.begin(), ring_order_.end(), [bid](const Held& h) { return h.bid == bid; });
+}
+
+Check BufferLedger::provide(unsigned bid, unsigned len) {
+    if (holds(bid)) return Check::fail(str("buffer id ", bid, " provided again while the kernel still holds it"));
+    ring_order_.push_back({bid, len, 0});
+    return Check::pass();
+}
+
+static Check not_held(unsigned bid, const Cqe& cqe) {
+    // io_uring_provided_buffers(7): "Each buffer has a unique buffer ID (bid)
+    // within its buffer group"; a CQE hands its buffer back to the application,
+    // which must return it before the kernel may select it again.
+    return Check::fail(str("CQE names buffer id ", bid, " which the kernel did not hold (never provided, or handed "
+                           "out twice before it was provided again)"),
+                       cqe);
+}
+
+Check BufferLedger::consume(const Cqe& cqe, std::vector<BufSpan>* spans) {
+    spans->clear();
+    if (!cqe.has_buffer()) {
+        // io_uring_provided_buffers(7): "When an operation using provided
+        // buffers completes ... IORING_CQE_F_BUFFER is set in cqe->flags".
+        if (cqe.res > 0) return Check::fail("data CQE without IORING_CQE_F_BUFFER", cqe);
+        return Check::pass();
+    }
+    bool buf_more = cqe.flags & IORING_CQE_F_BUF_MORE;
+    if (buf_more && mode_ != BufMode::incremental)
+        return Check::fail("IORING_CQE_F_BUF_MORE from a buffer group not registered with IOU_PBUF_RING_INC", cqe);
+    if (mode_ == BufMode::bundle) return consume_bundle(cqe, spans);
+
+    unsigned bid = cqe.buffer_id();
+    auto held = find(bid);
+    if (held == ring_order_.end()) return not_held(bid, cqe);
+    unsigned res = cqe.res > 0 ? unsigned(cqe.res) : 0;
+    unsigned room = held->len - held->used;
+    if (res > room)
+        return Check::fail(str("res ", res, " exceeds the ", room, " bytes left in buffer id ", bid), cqe);
+    // io_uring_register_buf_ring(3), IOU_PBUF_RING_INC: "each completion of a
+    // given buffer ID will continue where the previous one left off ... When
+    // more completions should be expected for a given buffer ID, the CQE will
+    // have IORING_CQE_F_BUF_MORE set". A buffer with no byte left can have none.
+    if (buf_more && res == room)
+        return Check::fail(str("IORING_CQE_F_BUF_MORE on a CQE that used the last byte of buffer id ", bid), cqe);
+    // io_uring_provided_buffers(7), incremental consumption: "The buffer is
+    // only returned when consumed completely or on error".
+    if (mode_ == BufMode::incremental && !buf_more && cqe.res > 0 && res < room)
+        return Check::fail(str("buffer id ", bid, " returned with ", room - res,
+                               " bytes unused (no IORING_CQE_F_BUF_MORE) by a CQE that is not an error"),
+                           cqe);
+    spans->push_back({bid, held->used, res, !buf_more});
+    if (buf_more)
+        held->used += res;
+    else
+        ring_order_.erase(held);
+    return Check::pass();
+}
+
+Check BufferLedger::consume_bundle(const Cqe& cqe, std::vector<BufSpan>* spans) {
+    // io_uring_prep_recv(3), IORING_RECVSEND_BUNDLE: "the CQE res field
+    // indicates the total number of bytes received, and the buffer ID returned
+    // in the CQE flags field indicates the first buffer ... The buffers
+    // consumed will be contiguous from the initial buffer, in the order in
+    // which they appear in the buffer ring."
+    unsigned bid = cqe.buffer_id();
+    if (!holds(bid)) return not_held(bid, cqe);
+    if (ring_order_.front().bid != bid)
+        return Check::fail(str("bundle starts at buffer id ", bid, " but the next buffer in ring order is id ",
+                               ring_order_.front().bid),
+                           cqe);
+    unsigned left = cqe.res > 0 ? unsigned(cqe.res) : 0;
+    do {
+        if (ring_order_.empty())
+            return Check::fail(str("bundle res ", cqe.res, " needs more buffers than the kernel held (", left,
+                                   " bytes left over)"),
+                               cqe);
+        Held head = ring_order_.front();
+        ring_order_.pop_front();
+        unsigned take = std::min(left, head.len);
+        spans->push_back({head.bid, 0, take, true});
+        left -= take;
+    } while (left > 0);
+    return Check::pass();
+}
+
+BufEvent BufEvent::provided(unsigned bid, unsigned len) {
+    BufEvent e;
+    e.kind = Kind::provide;
+    e.bid = bid;
+    e.len = len;
+    return e;
+}
+
+BufEvent BufEvent::completed(const Cqe& cqe, std::string bytes) {
+    BufEvent e;
+    e.kind = Kind::completion;
+    e.cqe = cqe;
+    e.bytes = std::move(bytes);
+    return e;
+}
+
+Check byte_conservation(const std::vector<BufEvent>& log, BufMode mode, uint64_t bytes_sent) {
+    BufferLedger ledger(mode);
+    std::vector<BufSpan> spans;
+    uint64_t offset = 0;
+    for (const BufEvent& event : log) {
+        if (event.kind == BufEvent::Kind::provide) {
+            if (Check c = ledger.provide(event.bid, event.len); !c) return c;
+            continue;
+        }
+        if (Check c = ledger.consume(event.cqe, &spans); !c) return c;
+        if (event.cqe.res <= 0) continue;
+        if (event.bytes.size() != size_t(event.cqe.res))
+            return Check::fail(str("log holds ", event.bytes.size(), " bytes for a CQE with res ", event.cqe.res),
+                               event.cqe);
+        auto* data = reinterpret_cast<const uint8_t*>(event.bytes.data());
+        if (Check c = stream_bytes_continue(event.cqe, data, event.bytes.size(), offset); !c) return c;
+        offset += event.bytes.size();
+    }
+    if (offset != bytes_sent)
+        return Check::fail(str("bytes received over all CQEs: ", offset, ", bytes sent: ", bytes_sent,
+                               offset < bytes_sent ? " (data lost)" : " (more received than sent)"));
+    return Check::pass();
+}
+
+}  // namespace uc

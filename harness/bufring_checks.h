@@ -1,0 +1,91 @@
+// Provided-buffer accounting as pure functions: a model of which buffers the
+// kernel holds (BufferLedger) and the byte-conservation checker that replays
+// a recorded receive (provides + CQEs + the bytes each CQE's buffers held)
+// against the pattern() stream the sender wrote.
+//
+// Rules enforced (quoted where they are checked, in bufring_checks.cpp):
+// io_uring_provided_buffers(7), io_uring_register_buf_ring(3) for
+// IOU_PBUF_RING_INC, io_uring_prep_recv(3) for IORING_RECVSEND_BUNDLE.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "checks.h"
+#include "cqe.h"
+
+namespace uc {
+
+// How a buffer group hands buffers to CQEs.
+enum class BufMode {
+    plain,        // one CQE consumes one whole buffer (rings and legacy provided buffers)
+    incremental,  // IOU_PBUF_RING_INC: CQEs consume a buffer piece by piece
+    bundle,       // IORING_RECVSEND_BUNDLE: one CQE may consume several buffers
+};
+std::string buf_mode_name(BufMode mode);
+
+// Where a CQE's bytes lie: `len` bytes at `offset` in buffer `bid`.
+// `released`: the kernel gave the buffer back with this CQE, so the
+// application owns it again (and may provide it anew).
+struct BufSpan {
+    unsigned bid = 0;
+    unsigned offset = 0;
+    unsigned len = 0;
+    bool released = false;
+};
+
+// The kernel's side of a buffer group as the application can know it:
+// which ids it holds, in ring order, and how far incremental buffers are
+// used up. Pure: fed provide() and consume() calls, touches no kernel.
+class BufferLedger {
+  public:
+    explicit BufferLedger(BufMode mode) : mode_(mode) {}
+
+    BufMode mode() const { return mode_; }
+    // Buffer `bid` of `len` bytes goes to the kernel, at the ring's tail.
+    // Fails if the kernel still holds it (an application bug, not the kernel's).
+    Check provide(unsigned bid, unsigned len);
+    // Accounts one CQE of a buffer-select receive; on success `spans` says
+    // where its res bytes are, in stream order. CQEs with res <= 0 and no
+    // IORING_CQE_F_BUFFER carry no buffer and pass untouched.
+    Check consume(const Cqe& cqe, std::vector<BufSpan>* spans);
+
+    bool holds(unsigned bid) const;
+    unsigned held_count() const { return unsigned(ring_order_.size()); }
+
+  private:
+    struct Held {
+        unsigned bid;
+        unsigned len;
+        unsigned used;  // bytes already consumed (incremental mode)
+    };
+    std::deque<Held>::iterator find(unsigned bid);
+    Check consume_bundle(const Cqe& cqe, std::vector<BufSpan>* spans);
+
+    BufMode mode_;
+    std::deque<Held> ring_order_;  // held buffers, oldest provided first
+};
+
+// One step of a recorded provided-buffer receive.
+struct BufEvent {
+    enum class Kind { provide, completion };
+    Kind kind = Kind::completion;
+    unsigned bid = 0;   // provide: the buffer handed to the kernel
+    unsigned len = 0;   // provide: its length
+    Cqe cqe;            // completion: the CQE as reaped
+    std::string bytes;  // completion: the res bytes its buffer(s) held when reaped, in span order
+
+    static BufEvent provided(unsigned bid, unsigned len);
+    static BufEvent completed(const Cqe& cqe, std::string bytes);
+};
+
+// Replays `log` through a fresh BufferLedger in `mode` and checks, in order:
+// every data CQE names buffers the kernel held (provided, not handed out
+// before without being provided again); the bytes of all data CQEs, in CQE
+// order, are exactly the pattern() stream from offset 0 (nothing lost,
+// duplicated or reordered); and they add up to `bytes_sent`.
+Check byte_conservation(const std::vector<BufEvent>& log, BufMode mode, uint64_t bytes_sent);
+
+}  // namespace uc
