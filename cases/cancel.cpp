@@ -51,11 +51,18 @@ int probe_cancel(unsigned flags, const std::function<void(io_uring*, io_uring_sq
 }
 
 // Matching nothing, a supported flag answers -ENOENT (or a count of 0).
-const CapabilityProbe cancel_all_probe{"cancel_all", [](const Probe&) { return probe_cancel(IORING_ASYNC_CANCEL_ALL) == 0; }};
-const CapabilityProbe cancel_fd_probe{"cancel_fd", [](const Probe&) { return probe_cancel(IORING_ASYNC_CANCEL_FD) == -ENOENT; }};
-const CapabilityProbe cancel_any_probe{"cancel_any", [](const Probe&) { return probe_cancel(IORING_ASYNC_CANCEL_ANY) == 0; }};
+const CapabilityProbe cancel_all_probe{"cancel_all", [](const Probe&) {
+    return probe_cancel(IORING_ASYNC_CANCEL_ALL) == 0;
+}};
+const CapabilityProbe cancel_fd_probe{"cancel_fd", [](const Probe&) {
+    return probe_cancel(IORING_ASYNC_CANCEL_FD) == -ENOENT;
+}};
+const CapabilityProbe cancel_any_probe{"cancel_any", [](const Probe&) {
+    return probe_cancel(IORING_ASYNC_CANCEL_ANY) == 0;
+}};
 const CapabilityProbe cancel_op_probe{"cancel_op", [](const Probe&) {
-    return probe_cancel(IORING_ASYNC_CANCEL_OP, [](io_uring*, io_uring_sqe* sqe) { sqe->len = IORING_OP_READ; }) == -ENOENT;
+    auto by_read = [](io_uring*, io_uring_sqe* sqe) { sqe->len = IORING_OP_READ; };
+    return probe_cancel(IORING_ASYNC_CANCEL_OP, by_read) == -ENOENT;
 }};
 const CapabilityProbe cancel_fd_fixed_probe{"cancel_fd_fixed", [](const Probe&) {
     return probe_cancel(IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_FD_FIXED, [](io_uring* ring, io_uring_sqe* sqe) {
