@@ -102,10 +102,12 @@ KernelWatch::KernelWatch(const std::string& kmsg_path, const std::string& taint_
         }
     }
     fd = open(taint_path.c_str(), O_RDONLY | O_CLOEXEC);
+    int open_error = errno;
     if (fd >= 0) taint_.reset(fd);
     last_taint_ = read_taint();
     if (!last_taint_) {
-        notes_.push_back("taint check skipped: cannot read " + taint_path);
+        notes_.push_back("taint check skipped: cannot read " + taint_path +
+                         (fd < 0 ? std::string(": ") + std::strerror(open_error) : std::string(": not a number")));
         taint_.reset();
     }
 }

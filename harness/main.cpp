@@ -211,7 +211,13 @@ int main(int argc, char** argv) {
         return probe.usable ? 0 : kExitNoIoUring;
     }
     if (!probe.usable) {
-        std::fprintf(stderr, "uring-conform: io_uring cannot be used here: %s\n", probe.unusable_reason.c_str());
+        std::string hint;
+        // Without CAP_IPC_LOCK the kernel charges ring memory to RLIMIT_MEMLOCK.
+        if (probe.unusable_reason.find("ENOMEM") != std::string::npos && probe.memlock_kib)
+            hint = " (RLIMIT_MEMLOCK is " + std::to_string(*probe.memlock_kib) +
+                   " KiB and ring memory is charged to it: raise ulimit -l)";
+        std::fprintf(stderr, "uring-conform: io_uring cannot be used here: %s%s\n", probe.unusable_reason.c_str(),
+                     hint.c_str());
         return kExitNoIoUring;
     }
     std::optional<uc::ReportWriter> writer;

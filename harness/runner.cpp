@@ -57,16 +57,24 @@ std::string signal_name(int sig) {
     return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
-// Gives the child exactly stdin=/dev/null, stdout/stderr=output, fd 3=result.
+// Gives the child exactly stdin=/dev/null, stdout/stderr=output, fd 3=result,
+// needing at most one descriptor more than it has (ulimit -n may be tiny).
 bool set_up_child_fds(int result_fd, int output_fd) {
-    int result = fcntl(result_fd, F_DUPFD, kChildResultFd + 1);
-    int output = fcntl(output_fd, F_DUPFD, kChildResultFd + 1);
+    for (int* fd : {&result_fd, &output_fd})
+        if (*fd <= kChildResultFd && (*fd = fcntl(*fd, F_DUPFD, kChildResultFd + 1)) < 0) return false;
+    // Close every inherited descriptor above 3 but the two pipe ends.
+    int low = std::min(result_fd, output_fd), high = std::max(result_fd, output_fd);
+    close_range(kChildResultFd + 1, unsigned(low) - 1, 0);  // before 5.9 (ENOSYS) the extra fds just stay
+    close_range(unsigned(low) + 1, unsigned(high) - 1, 0);
+    close_range(unsigned(high) + 1, ~0u, 0);
+    close(STDIN_FILENO);
     int null_fd = open("/dev/null", O_RDONLY);
-    if (result < 0 || output < 0 || null_fd < 0) return false;
-    if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(output, STDOUT_FILENO) < 0 || dup2(output, STDERR_FILENO) < 0 ||
-        dup2(result, kChildResultFd) < 0)
+    if (null_fd < 0 || (null_fd != STDIN_FILENO && dup2(null_fd, STDIN_FILENO) < 0)) return false;
+    if (null_fd != STDIN_FILENO) close(null_fd);
+    if (dup2(output_fd, STDOUT_FILENO) < 0 || dup2(output_fd, STDERR_FILENO) < 0 || dup2(result_fd, kChildResultFd) < 0)
         return false;
-    close_range(kChildResultFd + 1, ~0u, 0);  // before 5.9 (ENOSYS) the extra fds just stay
+    close(result_fd);
+    close(output_fd);
     return true;
 }
 
@@ -252,14 +260,21 @@ Json run_forked(const Instance& instance, const Probe& probe, const Settings& se
     uint64_t started = now_ns();
     Settings child_settings = settings;
     child_settings.seed = instance_seed(settings.seed, instance.id);
+    // The host refusing a pipe or a process (ulimit -n / -u) is an error of
+    // this scenario; the suite goes on and the report says why.
+    auto host_refused = [&](const char* call, int err) {
+        return make_result(instance,
+                           no_run_verdict("error", str("runner: ", call, ": ", errno_name(err), " (", std::strerror(err), ")"),
+                                          Json::object()),
+                           double(now_ns() - started) / 1e6);
+    };
     int result_pipe[2], output_pipe[2];
-    if (pipe2(result_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-        throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+    if (pipe2(result_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return host_refused("pipe2", errno);
     if (pipe2(output_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         int err = errno;
         close(result_pipe[0]);
         close(result_pipe[1]);
-        throw std::runtime_error(std::string("pipe2: ") + std::strerror(err));
+        return host_refused("pipe2", err);
     }
     std::fflush(nullptr);
     pid_t runner = getpid();
@@ -267,7 +282,7 @@ Json run_forked(const Instance& instance, const Probe& probe, const Settings& se
     if (pid < 0) {
         int err = errno;
         for (int fd : {result_pipe[0], result_pipe[1], output_pipe[0], output_pipe[1]}) close(fd);
-        throw std::runtime_error(std::string("fork: ") + std::strerror(err));
+        return host_refused("fork", err);
     }
     if (pid == 0) {
         // The child writes blocking; only the parent's ends are non-blocking.
@@ -336,7 +351,8 @@ class Progress {
         if (verdict != "pass") std::fprintf(stderr, "      %s\n", r["reason"].get<std::string>().c_str());
         if (options_.verbose && is_bad(r))
             for (const std::string& line : evidence_lines(r["evidence"], 40))
-                std::fprintf(stderr, "        %s\n", line.c_str());
+                if (line != "failure: " + r["reason"].get<std::string>())  // printed just above
+                    std::fprintf(stderr, "        %s\n", line.c_str());
         draw();
     }
     void end() { clear(); }
@@ -496,7 +512,8 @@ int run_suite(const RunOptions& options, const Probe& probe, const std::vector<I
     std::vector<Instance> instances = grouped_by_family(selected);
     std::optional<KtapWriter> ktap;
     if (!options.ktap_path.empty()) ktap.emplace(options.ktap_path);
-    KernelWatch kernel(options.kmsg_path, options.taint_path);
+    std::optional<KernelWatch> kernel_watch(std::in_place, options.kmsg_path, options.taint_path);
+    KernelWatch& kernel = *kernel_watch;
 
     Json header = previous ? previous->header : report_header(options, probe, instances.size());
     Json& run = header["run"];
@@ -564,6 +581,9 @@ int run_suite(const RunOptions& options, const Probe& probe, const std::vector<I
                 carried_ms += r["duration_ms"].get<double>();
             }
     progress.end();
+    // Under a tiny ulimit -n the final report needs the descriptors these hold.
+    kernel_watch.reset();
+    ktap.reset();
     std::string path = writer.finish(carried_ms / 1000 + double(now_ns() - started) / 1e9);
     if (!options.junit_path.empty()) write_junit(options.junit_path, writer.final_report());
     bool bad = std::any_of(writer.results().begin(), writer.results().end(), is_bad);

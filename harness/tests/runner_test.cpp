@@ -192,4 +192,37 @@ TEST(Runner, KernelWarningDuringAScenarioFailsThatScenarioOnly) {
     EXPECT_EQ(warned["evidence"]["taint"]["added"], "W");
 }
 
+// Runs selftest/empty in a forked copy of this process whose RLIMIT_NOFILE
+// leaves `spare` descriptors free; returns the verdict and reason.
+std::string verdict_with_spare_fds(const uc::Probe& probe, size_t spare) {
+    int report[2];
+    if (pipe(report) < 0) return "pipe failed";
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(report[0]);
+        rlimit limit{open_fd_count() - 1 + spare, open_fd_count() - 1 + spare};  // minus the directory scan's own fd
+        setrlimit(RLIMIT_NOFILE, &limit);
+        uc::Settings settings{uc::Profile::quick, 1, 3, std::nullopt};
+        auto r = uc::run_instance(uc::select_instances("selftest/empty").at(0), probe, settings);
+        std::string text = r["verdict"].get<std::string>() + ": " + r["reason"].get<std::string>();
+        if (write(report[1], text.data(), text.size()) < 0) _exit(1);
+        _exit(0);
+    }
+    close(report[1]);
+    std::string text;
+    char buf[512];
+    ssize_t n;
+    while ((n = read(report[0], buf, sizeof(buf))) > 0) text.append(buf, size_t(n));
+    close(report[0]);
+    waitpid(pid, nullptr, 0);
+    return text;
+}
+
+TEST(Runner, TooFewDescriptorsIsAnErrorNotAnAbort) {
+    const uc::Probe probe = uc::run_probe();  // probed with the normal limit
+    EXPECT_EQ(verdict_with_spare_fds(probe, 1), "error: runner: pipe2: EMFILE (Too many open files)");
+    // Four for the pipes, one for the pidfd: the child itself needs no more.
+    EXPECT_EQ(verdict_with_spare_fds(probe, 5), "pass: ");
+}
+
 }  // namespace
