@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <climits>
 #include <cstdlib>
 #include <fstream>
 
@@ -26,11 +26,10 @@ namespace {
 
 using namespace uc;
 
-constexpr uint64_t kTarget = 1;    // the request to cancel
-constexpr uint64_t kCancel = 2;    // the cancel request
-constexpr uint64_t kOther = 3;     // a request no cancel may touch
-constexpr uint64_t kCleanup = 4;   // a later cancel that ends what is left
-constexpr uint64_t kBarrier = 9;   // NOP whose CQE says the SQEs before it were issued
+constexpr uint64_t kTarget = 1;   // the request to cancel
+constexpr uint64_t kCancel = 2;   // the cancel request
+constexpr uint64_t kOther = 3;    // a request no cancel may touch
+constexpr uint64_t kBarrier = 9;  // NOP whose CQE says the SQEs before it were issued
 constexpr uint64_t kQuietNs = 20'000'000;  // "nothing more comes": 20 ms of silence
 
 const std::vector<Params> kSetups = grid(all_setups());
@@ -140,9 +139,10 @@ void finish(Ctx& ctx, Ring& ring, const CancelRound& round) {
     ctx.expect(cancel_accounting(round_cqes(ring), round));
 }
 
+// The res of the request's first CQE; INT_MIN if it has none.
 int cqe_res(const Ring& ring, uint64_t user_data) {
     auto cqes = ring.trace().for_request(user_data);
-    return cqes.empty() ? 1 : cqes.front().res;
+    return cqes.empty() ? INT_MIN : cqes.front().res;
 }
 
 void prep_pipe_read(Ring& ring, uint64_t user_data, int fd, uint64_t* buf) {

@@ -331,7 +331,9 @@ void record_metrics(Ctx& ctx, const Race& race, const Worker* workers, uint64_t 
 
 // The verdict, from the main thread once every worker stopped (or the
 // deadline came): stuck or missing CQEs are a hang, a broken round a fail,
-// a refused ring or submission whatever the worker met.
+// a refused ring or submission whatever the worker met. The evidence reads
+// the parked workers' rings; a worker that never stopped may still touch its
+// own while it is read, a risk taken only when the verdict is already a hang.
 void judge(Ctx& ctx, const Race& race, const Worker* workers, uint64_t started_ns) {
     record_metrics(ctx, race, workers, started_ns);
     for (unsigned i = 0; i < race.threads; ++i)
@@ -383,10 +385,12 @@ const Register eventfd_race{{
         auto threads = unsigned(ctx.params().num("threads"));
         double budget_s = ctx.budget_s(0.15, 3, 60);
         uint64_t budget_ns = uint64_t(budget_s * 1e9);
-        // The last iteration must be able to miss its deadline before the scenario's.
-        uint64_t room_ns = ctx.deadline_ns() - now_ns() - budget_ns;
+        // The last iteration must be able to miss its deadline before the
+        // scenario's (budget_s() keeps the budget under half the watchdog's).
+        uint64_t now = now_ns(), end = now + budget_ns;
+        uint64_t room_ns = ctx.deadline_ns() > end ? ctx.deadline_ns() - end : 0;
         Race race{ctx, ctx.params().setup_or_none(), threads, uint64_t(ctx.params().num("value")), by,
-                  std::min<uint64_t>(5'000'000'000, room_ns / 2)};
+                  std::clamp<uint64_t>(room_ns / 2, 100'000'000, 5'000'000'000)};
         std::vector<Fd> eventfds;
         for (unsigned i = 0; i < threads; ++i) {
             // Blocking: with EFD_NONBLOCK a read would end -EAGAIN at once.
@@ -404,7 +408,7 @@ const Register eventfd_race{{
             w.write_buf = race.value;
             w.thread = std::thread(run_worker, std::ref(race), std::ref(w));
         }
-        if (!wait_until(race, now_ns() + 5'000'000'000, [&] { return race.ready == threads; }))
+        if (!wait_until(race, now + 5'000'000'000, [&] { return race.ready == threads; }))
             ctx.error("the workers' rings were not set up within 5 s");
         uint64_t started = now_ns();
         {
