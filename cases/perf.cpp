@@ -43,16 +43,22 @@ struct Alternated {
     std::vector<double> a_ns, b_ns;
 };
 
-// Calls `a` and `b` in turn until `budget_s` has passed (at least once
-// each); each returns the nanoseconds of the part it times.
+// Enough samples that the median ignores a few stalled ones: under TCG on a
+// loaded host a vCPU can stand still for half a second, longer than a quick
+// budget, and a median of one sample is that stall.
+constexpr size_t kMinSamples = 16;
+
+// Calls `a` and `b` in turn until `budget_s` has passed and each ran at least
+// kMinSamples times, but never past three budgets; each returns the
+// nanoseconds of the part it times.
 template <typename A, typename B>
 Alternated alternate(double budget_s, A&& a, B&& b) {
     Alternated out;
-    uint64_t end = now_ns() + uint64_t(budget_s * 1e9);
+    uint64_t start = now_ns(), end = start + uint64_t(budget_s * 1e9), last = start + uint64_t(3 * budget_s * 1e9);
     do {
         out.a_ns.push_back(a());
         out.b_ns.push_back(b());
-    } while (now_ns() < end);
+    } while ((now_ns() < end || out.a_ns.size() < kMinSamples) && now_ns() < last);
     return out;
 }
 
@@ -176,6 +182,7 @@ const Register recv_multishot_vs_oneshot{{
         ctx.metric("recv_multishot_msgs_per_s", std::round(multishot));
         ctx.metric("recv_multishot_vs_oneshot_ratio", multishot / oneshot);
         ctx.add_iterations(2 * kMessagesPerSample * t.a_ns.size());
+        ctx.metric("samples_each", t.a_ns.size());
     }}};
 
 // --- NOP batching ---
@@ -230,6 +237,7 @@ const Register nop_batch{{
         ctx.metric("nop_batch32_per_s", std::round(batched));
         ctx.metric("nop_batch32_vs_batch1_ratio", batched / single);
         ctx.add_iterations((1 + kBatch) * kEntersPerSample * t.a_ns.size());
+        ctx.metric("samples_each", t.a_ns.size());
     }}};
 
 // --- cancel round trip ---
@@ -291,6 +299,7 @@ const Register cancel_latency{{
         // tens of percent between runs, so it is not a `_ratio` that compare flags.
         ctx.metric("cancel_latency_p99_over_p50", p99 / p50);
         ctx.add_iterations(t.b_ns.size());
+        ctx.metric("samples_each", t.a_ns.size());
     }}};
 
 }  // namespace
