@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -267,6 +268,40 @@ std::vector<std::string> evidence_lines(const Json& evidence, size_t max_output_
         }
     }
     return lines;
+}
+
+void print_summary(std::FILE* out, const std::vector<Json>& results, const std::string& report_path) {
+    static const char* const kVerdicts[] = {"pass", "fail", "skip", "hang", "crash", "error"};
+    std::map<std::string, std::map<std::string, int>> by_family;
+    for (const Json& r : results) by_family[r["family"]][r["verdict"]]++;
+    std::fprintf(out, "\n%-14s", "family");
+    for (const char* v : kVerdicts) std::fprintf(out, " %6s", v);
+    std::fprintf(out, "\n");
+    for (auto& [family, counts] : by_family) {
+        std::fprintf(out, "%-14s", family.c_str());
+        for (const char* v : kVerdicts) std::fprintf(out, " %6d", counts[v]);
+        std::fprintf(out, "\n");
+    }
+    std::vector<const Json*> slowest;
+    for (const Json& r : results)
+        if (r["duration_ms"].get<double>() > 0) slowest.push_back(&r);
+    size_t shown = std::min<size_t>(5, slowest.size());
+    std::partial_sort(slowest.begin(), slowest.begin() + long(shown), slowest.end(), [](const Json* a, const Json* b) {
+        return (*a)["duration_ms"].get<double>() > (*b)["duration_ms"].get<double>();
+    });
+    if (shown) std::fprintf(out, "\nslowest:\n");
+    for (size_t i = 0; i < shown; ++i)
+        std::fprintf(out, "  %8.0f ms  %s\n", (*slowest[i])["duration_ms"].get<double>(),
+                     (*slowest[i])["id"].get<std::string>().c_str());
+    bool header = false;
+    for (const Json& r : results) {
+        if (r["verdict"] == "pass" || r["verdict"] == "skip") continue;
+        if (!header) std::fprintf(out, "\nnot passing:\n");
+        header = true;
+        std::fprintf(out, "  %-5s %s\n        %s\n", r["verdict"].get<std::string>().c_str(),
+                     r["id"].get<std::string>().c_str(), r["reason"].get<std::string>().c_str());
+    }
+    std::fprintf(out, "\nreport: %s\n", report_path.c_str());
 }
 
 }  // namespace uc

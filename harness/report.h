@@ -7,6 +7,7 @@
 // are appended to the same file.
 #pragma once
 
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,5 +78,9 @@ Json summarize(const std::vector<Json>& results);
 // text, --verbose): "failure: ...", "cqe: ...", "kernel: ...", the last
 // max_output_lines lines of the output tail.
 std::vector<std::string> evidence_lines(const Json& evidence, size_t max_output_lines = 20);
+
+// The end-of-run table: verdict counts per family, the five slowest
+// scenarios, every result that did not pass, and where the report is.
+void print_summary(std::FILE* out, const std::vector<Json>& results, const std::string& report_path);
 
 }  // namespace uc

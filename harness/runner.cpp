@@ -381,40 +381,6 @@ class Progress {
     std::string id_;
 };
 
-void print_summary(std::FILE* out, const std::vector<Json>& results, const std::string& report_path) {
-    static const char* const kVerdicts[] = {"pass", "fail", "skip", "hang", "crash", "error"};
-    std::map<std::string, std::map<std::string, int>> by_family;
-    for (const Json& r : results) by_family[r["family"]][r["verdict"]]++;
-    std::fprintf(out, "\n%-14s", "family");
-    for (const char* v : kVerdicts) std::fprintf(out, " %6s", v);
-    std::fprintf(out, "\n");
-    for (auto& [family, counts] : by_family) {
-        std::fprintf(out, "%-14s", family.c_str());
-        for (const char* v : kVerdicts) std::fprintf(out, " %6d", counts[v]);
-        std::fprintf(out, "\n");
-    }
-    std::vector<const Json*> slowest;
-    for (const Json& r : results)
-        if (r["duration_ms"].get<double>() > 0) slowest.push_back(&r);
-    size_t shown = std::min<size_t>(5, slowest.size());
-    std::partial_sort(slowest.begin(), slowest.begin() + long(shown), slowest.end(), [](const Json* a, const Json* b) {
-        return (*a)["duration_ms"].get<double>() > (*b)["duration_ms"].get<double>();
-    });
-    if (shown) std::fprintf(out, "\nslowest:\n");
-    for (size_t i = 0; i < shown; ++i)
-        std::fprintf(out, "  %8.0f ms  %s\n", (*slowest[i])["duration_ms"].get<double>(),
-                     (*slowest[i])["id"].get<std::string>().c_str());
-    bool header = false;
-    for (const Json& r : results) {
-        if (!is_bad(r)) continue;
-        if (!header) std::fprintf(out, "\nnot passing:\n");
-        header = true;
-        std::fprintf(out, "  %-5s %s\n        %s\n", r["verdict"].get<std::string>().c_str(),
-                     r["id"].get<std::string>().c_str(), r["reason"].get<std::string>().c_str());
-    }
-    std::fprintf(out, "\nreport: %s\n", report_path.c_str());
-}
-
 // Families in order of first appearance, each family's variants together:
 // KTAP nests variants under their family and needs them contiguous.
 std::vector<Instance> grouped_by_family(const std::vector<Instance>& instances) {
@@ -437,6 +403,31 @@ std::vector<KtapFamily> ktap_families(const std::vector<Instance>& instances) {
         ++families.back().planned;
     }
     return families;
+}
+
+// The header of a new run, or the interrupted run's with resumed = true;
+// either way with this session's notes (checks it could not do).
+Json header_for_run(const RunOptions& options, const Probe& probe, size_t planned, const PreviousRun* previous,
+                    const std::vector<std::string>& notes) {
+    Json header = previous ? previous->header : report_header(options, probe, planned);
+    Json& run = header["run"];
+    for (const std::string& note : notes) {
+        if (!run.contains("notes")) run["notes"] = Json::array();
+        if (std::find(run["notes"].begin(), run["notes"].end(), note) == run["notes"].end()) run["notes"].push_back(note);
+    }
+    if (previous) run["resumed"] = true;
+    return header;
+}
+
+std::vector<std::string> ktap_diagnostics(const Json& header, const PreviousRun* previous) {
+    const Json& run = header["run"];
+    std::vector<std::string> lines = {str("uring-conform ", UC_TOOL_VERSION, ", kernel ",
+                                          header["kernel"].value("release", ""), " ", header["kernel"].value("machine", ""),
+                                          ", profile ", run.value("profile", ""), ", seed ",
+                                          dump_line(run.value("seed", Json())), ", filter ", run.value("filter", ""))};
+    for (const Json& note : run.value("notes", Json::array())) lines.push_back("note: " + note.get<std::string>());
+    if (previous) lines.push_back("resumed from " + previous->jsonl_path);
+    return lines;
 }
 
 }  // namespace
@@ -515,13 +506,7 @@ int run_suite(const RunOptions& options, const Probe& probe, const std::vector<I
     std::optional<KernelWatch> kernel_watch(std::in_place, options.kmsg_path, options.taint_path);
     KernelWatch& kernel = *kernel_watch;
 
-    Json header = previous ? previous->header : report_header(options, probe, instances.size());
-    Json& run = header["run"];
-    for (const std::string& note : kernel.notes()) {
-        if (!run.contains("notes")) run["notes"] = Json::array();
-        if (std::find(run["notes"].begin(), run["notes"].end(), note) == run["notes"].end()) run["notes"].push_back(note);
-    }
-    if (previous) run["resumed"] = true;
+    Json header = header_for_run(options, probe, instances.size(), previous, kernel.notes());
     writer.header(header);
 
     std::unordered_map<std::string, const Json*> carried;
@@ -535,15 +520,7 @@ int run_suite(const RunOptions& options, const Probe& probe, const std::vector<I
                           " results carried over, ", instances.size() - done, " to run"));
     }
     for (const std::string& note : kernel.notes()) progress.note("note: " + note);
-    if (ktap) {
-        std::vector<std::string> diagnostics = {
-            str("uring-conform ", UC_TOOL_VERSION, ", kernel ", header["kernel"].value("release", ""), " ",
-                header["kernel"].value("machine", ""), ", profile ", run.value("profile", ""), ", seed ",
-                dump_line(run.value("seed", Json())), ", filter ", run.value("filter", ""))};
-        for (const Json& note : run.value("notes", Json::array())) diagnostics.push_back("note: " + note.get<std::string>());
-        if (previous) diagnostics.push_back("resumed from " + previous->jsonl_path);
-        ktap->begin(diagnostics, ktap_families(instances));
-    }
+    if (ktap) ktap->begin(ktap_diagnostics(header, previous), ktap_families(instances));
 
     Settings settings{options.profile, options.seed, options.timeout_s.value_or(default_timeout_s(options.profile)),
                       options.duration_s};
