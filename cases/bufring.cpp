@@ -16,6 +16,7 @@
 
 #include "bufring_pool.h"
 #include "net.h"
+#include "probe_helpers.h"
 #include "ring.h"
 #include "scenario.h"
 
@@ -62,22 +63,10 @@ const CapabilityProbe recv_bundle_probe{"recv_bundle", [](const Probe& probe) {
     if (!probe.buf_ring || !probe.has_feature(IORING_FEAT_RECVSEND_BUNDLE)) return false;
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) return false;
-    void* mem = nullptr;
-    std::vector<char> data(4 * 64);
-    if (posix_memalign(&mem, 4096, 4096) != 0) return false;
+    ProbeBufRing bufs(4, 64);
     int res = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) {
-        io_uring_buf_reg reg{};
-        reg.ring_addr = reinterpret_cast<uint64_t>(mem);
-        reg.ring_entries = 4;
-        reg.bgid = kGroup;
-        auto* br = static_cast<io_uring_buf_ring*>(mem);
-        if (io_uring_register_buf_ring(ring, &reg, 0) == 0) {
-            io_uring_buf_ring_init(br);
-            for (int i = 0; i < 4; ++i)
-                io_uring_buf_ring_add(br, data.data() + i * 64, 64, uint16_t(i), io_uring_buf_ring_mask(4), i);
-            io_uring_buf_ring_advance(br, 4);
-        }
-        (void)!write(fds[0], data.data(), 200);
+        bufs.register_on(ring, kGroup);
+        (void)!write(fds[0], bufs.data(), 200);
         io_uring_prep_recv_multishot(sqe, fds[1], nullptr, 0, 0);
         sqe->ioprio |= IORING_RECVSEND_BUNDLE;
         sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -85,7 +74,6 @@ const CapabilityProbe recv_bundle_probe{"recv_bundle", [](const Probe& probe) {
     });
     close(fds[0]);
     close(fds[1]);
-    free(mem);
     return res != -EINVAL;
 }};
 

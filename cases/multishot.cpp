@@ -13,6 +13,7 @@
 
 #include "bufring.h"
 #include "net.h"
+#include "probe_helpers.h"
 #include "ring.h"
 #include "scenario.h"
 
@@ -29,32 +30,13 @@ const std::vector<Params> kVariants = grid(all_setups(), {{"cq", {8, 256}}});
 
 // --- capability probes: tried on a scratch ring, -EINVAL means "unknown flag" ---
 
-// A registered 4-entry buffer ring that outlives one probe_one_sqe() call.
-struct ProbeBuffers {
-    std::vector<io_uring_buf> ring_mem = std::vector<io_uring_buf>(4);
-    std::vector<char> data = std::vector<char>(4 * 64);
-
-    void register_on(io_uring* ring) {
-        io_uring_buf_reg reg{};
-        reg.ring_addr = reinterpret_cast<uint64_t>(ring_mem.data());
-        reg.ring_entries = 4;
-        reg.bgid = kGroup;
-        auto* br = reinterpret_cast<io_uring_buf_ring*>(ring_mem.data());
-        if (io_uring_register_buf_ring(ring, &reg, 0) != 0) return;
-        io_uring_buf_ring_init(br);
-        for (int i = 0; i < 4; ++i)
-            io_uring_buf_ring_add(br, data.data() + i * 64, 64, uint16_t(i), io_uring_buf_ring_mask(4), i);
-        io_uring_buf_ring_advance(br, 4);
-    }
-};
-
 bool probe_multishot_receive(bool recvmsg) {
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) < 0) return false;
-    ProbeBuffers bufs;
+    ProbeBufRing bufs(4, 64);
     msghdr msg{};
     int res = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) {
-        bufs.register_on(ring);
+        bufs.register_on(ring, kGroup);
         if (recvmsg)
             io_uring_prep_recvmsg_multishot(sqe, fds[1], &msg, 0);
         else
@@ -97,9 +79,9 @@ const CapabilityProbe timeout_multishot_probe{"timeout_multishot", [](const Prob
 const CapabilityProbe read_multishot_pipe_probe{"read_multishot_pipe", [](const Probe& probe) {
     int fds[2];
     if (!probe.has_op(compat::op_read_multishot) || pipe2(fds, O_CLOEXEC) < 0) return false;
-    ProbeBuffers bufs;
+    ProbeBufRing bufs(4, 64);
     int res = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) {
-        bufs.register_on(ring);
+        bufs.register_on(ring, kGroup);
         io_uring_prep_rw(compat::op_read_multishot, sqe, fds[0], nullptr, 0, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = kGroup;
