@@ -255,7 +255,7 @@ TEST(Ktap, ParsesWithTheStrictToolsParser) {
     TempDir dir;
     write_ktap(dir, nasty_results());
     auto [status, output] = run_command("PYTHONPATH=" + tools->string() +
-                                        " PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m uring_conform ktap-parse " +
+                                        " PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m uring_conform ktap-parse --require-plan --reject-unknown " +
                                         (dir / "out.ktap"));
     EXPECT_EQ(status, 0) << output;
     EXPECT_NE(output.find("not ok 3 alpha/fails[none] [fail]"), std::string::npos) << output;
