@@ -127,7 +127,7 @@ KernelFindings KernelWatch::collect() {
     if (kmsg_) {
         // Every read of /dev/kmsg returns one record; a regular file (tests)
         // returns many, so records are split on newlines either way.
-        char buf[8192];
+        char buf[16384];  // more than the longest record /dev/kmsg formats (CONSOLE_EXT_LOG_MAX, 8 KiB)
         std::vector<std::string> window;
         // Where the first splat starts, and its first telling line (the
         // WARNING: after a "cut here" marker) that names it in the reason.
@@ -138,6 +138,11 @@ KernelFindings KernelWatch::collect() {
             if (n < 0 && errno == EPIPE) {  // overwritten before we read them: go on with the next
                 found.lost_records = true;
                 continue;
+            }
+            if (n < 0 && errno == EINVAL) {  // a record longer than buf: it would block every later read
+                found.lost_records = true;
+                lseek(kmsg_.get(), 0, SEEK_END);
+                break;
             }
             if (n <= 0) break;  // EAGAIN: nothing more; 0: end of a regular file
             partial_.append(buf, size_t(n));

@@ -133,8 +133,31 @@ bool drain(int fd, std::string& into, size_t keep_tail, size_t* counted = nullpt
     return true;
 }
 
+// A process killed while the kernel holds it (e.g. io_uring exit work
+// cancelling requests) may take seconds to go; one that takes longer than
+// this is reported and left to a later reap, so the suite never hangs on it.
+constexpr int kKillGraceMs = 5000;
+
+// Reaps a SIGKILLed child within wait_ms; false while the kernel still holds it.
+bool reap_within(pid_t pid, int pidfd, int wait_ms, int* status) {
+    uint64_t deadline = now_ns() + uint64_t(wait_ms) * 1'000'000;
+    for (;;) {
+        if (waitpid(pid, status, WNOHANG) == pid) return true;
+        uint64_t now = now_ns();
+        if (now >= deadline) return false;
+        int left_ms = int((deadline - now) / 1'000'000) + 1;
+        if (pidfd >= 0) {
+            pollfd exit_fd = {pidfd, POLLIN, 0};
+            poll(&exit_fd, 1, left_ms);
+        } else {
+            usleep(unsigned(std::min(left_ms, 10)) * 1000);
+        }
+    }
+}
+
 struct ChildEnd {
     bool timed_out = false;
+    bool unkillable = false;  // still there kKillGraceMs after SIGKILL: blocked in the kernel
     int status = 0;
     std::string result_text, output;
     size_t output_bytes = 0;
@@ -169,7 +192,7 @@ ChildEnd watch_child(pid_t pid, int result_fd, int output_fd, double timeout_s, 
     }
     // Whatever the child left running in its group goes with it.
     kill(-pid, SIGKILL);
-    if (!exited) waitpid(pid, &end.status, 0);
+    if (!exited) end.unkillable = !reap_within(pid, pidfd, kKillGraceMs, &end.status);
     // What is still buffered (a pipe holds less than one drain); a process
     // that escaped the group may keep the pipes open, so no waiting for EOF.
     drain(result_fd, end.result_text, 0);
@@ -206,7 +229,14 @@ void reap_orphans() {
             if (group > 0 && group != getpgrp()) kill(-group, SIGKILL);
             kill(pid, SIGKILL);
         }
-        for (pid_t pid : orphans) waitpid(pid, nullptr, 0);
+        // Reaped when dead; one the kernel still holds is left for a later pass.
+        size_t reaped = 0;
+        for (pid_t pid : orphans) {
+            Fd pidfd(int(syscall(SYS_pidfd_open, pid, 0)));
+            int status;
+            reaped += reap_within(pid, pidfd.get(), 100, &status);
+        }
+        if (reaped == 0) return;
     }
 }
 
@@ -221,7 +251,11 @@ Json verdict_from(const ChildEnd& end, double timeout_s) {
         if (end.output_bytes > end.output.size()) evidence["output_bytes"] = end.output_bytes;
     }
     if (end.timed_out)
-        return no_run_verdict("hang", str("watchdog: no verdict within ", timeout_s, " s; child process group killed"),
+        return no_run_verdict("hang",
+                              str("watchdog: no verdict within ", timeout_s, " s; child process group killed",
+                                  end.unkillable ? str("; the child was still there ", kKillGraceMs / 1000,
+                                                       " s after SIGKILL (held in the kernel)")
+                                                 : ""),
                               evidence);
     if (WIFSIGNALED(end.status)) {
         evidence["signal"] = signal_name(WTERMSIG(end.status));
