@@ -37,7 +37,14 @@ constexpr int kChildSetupFailed = 125;
 volatile sig_atomic_t g_child_pgid = 0;
 
 void on_terminate(int sig) {
-    if (g_child_pgid > 0) kill(-g_child_pgid, SIGKILL);
+    pid_t child = g_child_pgid;
+    if (child > 0) {
+        kill(-child, SIGKILL);
+        // Reap it too (for at most 2 s: only async-signal-safe calls here),
+        // so not even a zombie of the run is left for init.
+        timespec ten_ms{0, 10'000'000};
+        for (int i = 0; i < 200 && waitpid(child, nullptr, WNOHANG) == 0; ++i) nanosleep(&ten_ms, nullptr);
+    }
     signal(sig, SIG_DFL);
     raise(sig);
 }
