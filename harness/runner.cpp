@@ -257,6 +257,19 @@ Json verdict_from(const ChildEnd& end, double timeout_s) {
         evidence["output_tail"] = to_valid_utf8(end.output);
         if (end.output_bytes > end.output.size()) evidence["output_bytes"] = end.output_bytes;
     }
+    Json result = Json::parse(end.result_text, nullptr, false);
+    bool has_result = !result.is_discarded() && result.is_object();
+    if (end.timed_out && has_result) {
+        // The body finished, then the child never exited: stuck tearing down
+        // its rings (the seed-001 failure mode). Keep what the body found.
+        result["reason"] = str("scenario ended (", result["verdict"].get<std::string>(),
+                               result["reason"].get<std::string>().empty() ? "" : ": " + result["reason"].get<std::string>(),
+                               ") but its process did not exit within ", timeout_s,
+                               " s: stuck releasing its rings or requests");
+        result["verdict"] = "hang";
+        for (const auto& [key, value] : evidence.items()) result["evidence"][key] = value;
+        return result;
+    }
     if (end.timed_out)
         return no_run_verdict("hang",
                               str("watchdog: no verdict within ", timeout_s, " s; child process group killed",
@@ -271,8 +284,7 @@ Json verdict_from(const ChildEnd& end, double timeout_s) {
     if (WEXITSTATUS(end.status) == kChildSetupFailed && end.result_text.empty())
         return no_run_verdict("error", "runner: could not set up the scenario child's descriptors (RLIMIT_NOFILE?)",
                               evidence);
-    Json result = Json::parse(end.result_text, nullptr, false);
-    if (WEXITSTATUS(end.status) != 0 || result.is_discarded() || !result.is_object())
+    if (WEXITSTATUS(end.status) != 0 || !has_result)
         return no_run_verdict(
             "error", str("scenario child exited with status ", WEXITSTATUS(end.status), " without a verdict"), evidence);
     for (const auto& [key, value] : evidence.items()) result["evidence"][key] = value;
