@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
     std::string list_filter = "*";
     bool list_json = false, list_long = false;
     auto* list_cmd = app.add_subcommand("list", "List scenario ids (family/scenario[variant])");
-    list_cmd->add_option("--filter", list_filter, "Glob over scenario ids (an exact id matches too)");
+    list_cmd->add_option("--filter", list_filter, "Glob over scenario ids: * and ? are wildcards, [ ] match themselves");
     auto* list_json_flag = list_cmd->add_flag("--json", list_json, "Print id, family, scenario, params and summary as JSON");
     list_cmd->add_flag("--long,-l", list_long, "Print each id with its one-line summary")->excludes(list_json_flag);
 
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
     std::string profile = "quick";
     double timeout_s = 0, duration_s = 0;
     auto* run_cmd = app.add_subcommand("run", "Run scenarios and write a JSON report");
-    run_cmd->add_option("--filter", run.filter, "Glob over scenario ids (an exact id matches too)");
+    run_cmd->add_option("--filter", run.filter, "Glob over scenario ids: * and ? are wildcards, [ ] match themselves");
     run_cmd->add_option("--profile", profile, "quick | full | stress (iterations, time budgets, watchdog)")
         ->check(CLI::IsMember({"quick", "full", "stress"}));
     run_cmd->add_option("--seed", run.seed, "Seed for randomised scenarios (default: from the clock)");

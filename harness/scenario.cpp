@@ -60,12 +60,24 @@ Register::Register(Scenario scenario) { mutable_registry().push_back(std::move(s
 
 const std::vector<Scenario>& registry() { return mutable_registry(); }
 
+// Ids carry their variant in brackets, so `[` and `]` in a filter match
+// themselves; only `*` and `?` are wildcards.
+static std::string literal_brackets(const std::string& glob) {
+    std::string out;
+    for (char c : glob) {
+        if (c == '[' || c == ']') out += '\\';
+        out += c;
+    }
+    return out;
+}
+
 std::vector<Instance> select_instances(const std::string& glob) {
+    std::string pattern = literal_brackets(glob);
     std::vector<Instance> out;
     for (const Scenario& s : registry())
         for (const Params& p : s.variants) {
             std::string id = s.family + "/" + s.name + p.suffix();
-            if (glob == id || fnmatch(glob.c_str(), id.c_str(), 0) == 0) out.push_back({&s, p, id});
+            if (fnmatch(pattern.c_str(), id.c_str(), 0) == 0) out.push_back({&s, p, id});
         }
     return out;
 }

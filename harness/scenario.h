@@ -59,7 +59,8 @@ struct Instance {
     Params params;
     std::string id;  // family/name[variant]
 };
-// Every instance whose id matches the glob (fnmatch; an exact id matches too),
+// Every instance whose id matches the glob (`*` and `?` are wildcards, brackets
+// match themselves, so an exact id matches itself),
 // in registration order.
 std::vector<Instance> select_instances(const std::string& glob);
 // Why this instance cannot run on this kernel (unmet requirement or refused

@@ -29,6 +29,13 @@ TEST(Params, EmptyHasNoSuffixAndUnknownKeysThrow) {
     EXPECT_THROW(p.num("cq"), std::out_of_range);
 }
 
+TEST(Selection, BracketsInAFilterMatchThemselves) {
+    // The self-test scenarios have no variants; multishot ones are not linked here.
+    EXPECT_EQ(uc::select_instances("selftest/crash-segv").size(), 1u);
+    EXPECT_EQ(uc::select_instances("selftest/crash-*").size(), 2u);
+    EXPECT_TRUE(uc::select_instances("selftest/crash-[s]egv").empty());
+}
+
 TEST(Requirements, RefusedSetupFlagIsASkipReasonNamingIt) {
     uc::Scenario scenario{.family = "f", .name = "s", .variants = uc::grid({uc::Setup::sqpoll})};
     uc::Instance instance{&scenario, scenario.variants[0], "f/s[sqpoll]"};
