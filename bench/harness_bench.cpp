@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        return app.exit(e) == 0 ? 0 : 2;  // --help is a ParseError too
     }
     try {
         uc::Json out = *overhead ? measure_overhead(rounds, report_dir) : measure_nop_rate(seconds);
