@@ -8,7 +8,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "bufring.h"
@@ -71,24 +70,6 @@ const CapabilityProbe timeout_multishot_probe{"timeout_multishot", [](const Prob
     __kernel_timespec ts{0, 1'000'000};
     int res = probe_one_sqe([&](io_uring*, io_uring_sqe* sqe) { io_uring_prep_timeout(sqe, &ts, 1, IORING_TIMEOUT_MULTISHOT); });
     return res == -ETIME;
-}};
-
-// The opcode can be listed yet refused for a file type: some kernels answer
-// -EOPNOTSUPP for a pipe at once (multishot read needs FMODE_NOWAIT files,
-// kernel commit 2a975d426c82). A refusal is a capability, not a verdict.
-const CapabilityProbe read_multishot_pipe_probe{"read_multishot_pipe", [](const Probe& probe) {
-    int fds[2];
-    if (!probe.has_op(compat::op_read_multishot) || pipe2(fds, O_CLOEXEC) < 0) return false;
-    ProbeBufRing bufs(4, 64);
-    int res = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) {
-        bufs.register_on(ring, kGroup);
-        io_uring_prep_rw(compat::op_read_multishot, sqe, fds[0], nullptr, 0, 0);
-        sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = kGroup;
-    });
-    close(fds[0]);
-    close(fds[1]);
-    return res != -EINVAL && res != -EOPNOTSUPP && res != -EBADFD;
 }};
 
 // --- shared pieces ---
@@ -305,7 +286,7 @@ const Register read_eof{{
     .family = "multishot",
     .name = "read-eof",
     .summary = "multishot read of a pipe delivers every byte in provided buffers, then ends with res 0 at EOF",
-    .needs = {needs_op(compat::op_read_multishot), needs_buf_ring(), needs_capability("read_multishot_pipe")},
+    .needs = {needs_op(compat::op_read_multishot), needs_buf_ring()},
     .variants = kVariants,
     .body = [](Ctx& ctx) {
         Ring ring(ctx, ctx.params().setup_or_none(), unsigned(ctx.params().num("cq")));

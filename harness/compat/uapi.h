@@ -40,26 +40,27 @@
 #define IORING_FEAT_NO_IOWAIT (1U << 17)  // 6.15
 #endif
 
-// --- opcodes past IORING_OP_SENDMSG_ZC (47), in uapi enum order ---------------
+// --- opcodes past IORING_OP_SENDMSG_ZC (48), in uapi enum order ---------------
 // liburing 2.3 ends its enum at SENDMSG_ZC; these are plain ints so that a
 // newer liburing, which defines them as enumerators, still compiles.
 namespace compat {
-inline constexpr int op_read_multishot = 48;  // 6.7
-inline constexpr int op_waitid = 49;
-inline constexpr int op_futex_wait = 50;
-inline constexpr int op_futex_wake = 51;
-inline constexpr int op_futex_waitv = 52;
-inline constexpr int op_fixed_fd_install = 53;
-inline constexpr int op_ftruncate = 54;
-inline constexpr int op_bind = 55;
-inline constexpr int op_listen = 56;
-inline constexpr int op_recv_zc = 57;
-inline constexpr int op_epoll_wait = 58;
-inline constexpr int op_readv_fixed = 59;
-inline constexpr int op_writev_fixed = 60;
-inline constexpr int op_pipe = 61;
-inline constexpr int op_nop128 = 62;
-inline constexpr int op_uring_cmd128 = 63;
+inline constexpr int op_read_multishot = 49;  // 6.7
+inline constexpr int op_waitid = 50;
+inline constexpr int op_futex_wait = 51;
+inline constexpr int op_futex_wake = 52;
+inline constexpr int op_futex_waitv = 53;
+inline constexpr int op_fixed_fd_install = 54;
+inline constexpr int op_ftruncate = 55;
+inline constexpr int op_bind = 56;
+inline constexpr int op_listen = 57;
+inline constexpr int op_recv_zc = 58;
+inline constexpr int op_epoll_wait = 59;
+inline constexpr int op_readv_fixed = 60;
+inline constexpr int op_writev_fixed = 61;
+inline constexpr int op_pipe = 62;
+inline constexpr int op_nop128 = 63;
+inline constexpr int op_uring_cmd128 = 64;
+static_assert(IORING_OP_SENDMSG_ZC + 1 == op_read_multishot, "compat opcodes must continue liburing's enum");
 }  // namespace compat
 
 // --- SQE / CQE flags ------------------------------------------------------------

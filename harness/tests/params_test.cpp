@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "params.h"
+#include "compat/uapi.h"
+#include "probe.h"
 #include "scenario.h"
 
 namespace {
@@ -47,6 +49,21 @@ TEST(Requirements, RefusedSetupFlagIsASkipReasonNamingIt) {
     EXPECT_NE(reason->find("EPERM"), std::string::npos);
     probe.setup_flags["SQPOLL"] = "ok";
     EXPECT_FALSE(uc::unmet_requirement(instance, probe).has_value());
+}
+
+}  // namespace
+
+namespace {
+
+// Names index the uapi enum: one slip shifts every name after it (and the
+// compat opcodes too), so pin a few against liburing's own enumerators.
+TEST(Probe, OpcodeNamesFollowTheUapiEnum) {
+    EXPECT_EQ(uc::opcode_name(IORING_OP_RECV), "RECV");
+    EXPECT_EQ(uc::opcode_name(IORING_OP_SEND_ZC), "SEND_ZC");
+    EXPECT_EQ(uc::opcode_name(IORING_OP_SENDMSG_ZC), "SENDMSG_ZC");
+    EXPECT_EQ(uc::opcode_name(compat::op_read_multishot), "READ_MULTISHOT");
+    EXPECT_EQ(uc::opcode_name(compat::op_pipe), "PIPE");
+    EXPECT_EQ(uc::opcode_name(compat::op_uring_cmd128), "URING_CMD128");
 }
 
 }  // namespace
