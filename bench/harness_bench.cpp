@@ -3,6 +3,7 @@
 // with scenarios that do nothing), the probe, and the kernel's NOP
 // io_uring_enter round trip that every scenario's syscalls stand on.
 // Prints one JSON object; bench/run interleaves calls and takes medians.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -46,6 +47,19 @@ struct Samples {
 
 double ms_since(uint64_t start_ns) { return double(uc::now_ns() - start_ns) / 1e6; }
 
+// CPU time (user + system) of this process and of its reaped children, ms.
+// Unlike wall time it leaves out waiting: for the disk in fsync, for a CPU
+// that a neighbour holds, for an idle vCPU to be woken.
+double cpu_ms() {
+    double total = 0;
+    for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+        rusage usage{};
+        getrusage(who, &usage);
+        for (const timeval& tv : {usage.ru_utime, usage.ru_stime}) total += double(tv.tv_sec) * 1e3 + double(tv.tv_usec) / 1e3;
+    }
+    return total;
+}
+
 // Each round runs every instance once (interleaved, so load drift hits all
 // alike) through uc::run_instance and appends its result to a real report,
 // fsync included, as run_suite does.
@@ -65,8 +79,10 @@ uc::Json measure_overhead(int rounds, const std::string& report_dir) {
 
     uc::Settings settings{uc::Profile::quick, 1, uc::default_timeout_s(uc::Profile::quick), std::nullopt};
     std::map<std::string, Samples> instance_ms, report_ms, total_ms;
+    std::map<std::string, double> cpu_total_ms;
     for (int round = 0; round < rounds; ++round)
         for (const auto& instance : instances) {
+            double cpu_start = cpu_ms();
             uint64_t start = uc::now_ns();
             uc::Json result = uc::run_instance(instance, probe, settings);
             double run_ms = ms_since(start);
@@ -77,6 +93,7 @@ uc::Json measure_overhead(int rounds, const std::string& report_dir) {
             instance_ms[instance.id].values.push_back(run_ms);
             report_ms[instance.id].values.push_back(ms_since(write_start));
             total_ms[instance.id].values.push_back(ms_since(start));
+            cpu_total_ms[instance.id] += cpu_ms() - cpu_start;
         }
     writer.finish(0);
     std::filesystem::remove(report_path);
@@ -85,7 +102,9 @@ uc::Json measure_overhead(int rounds, const std::string& report_dir) {
     for (const auto& instance : instances)
         out["scenarios"][instance.id] = {{"run_instance_ms", instance_ms[instance.id].summary()},
                                          {"report_line_ms", report_ms[instance.id].summary()},
-                                         {"total_ms", total_ms[instance.id].summary()}};
+                                         {"total_ms", total_ms[instance.id].summary()},
+                                         // A mean: rusage may advance in scheduler ticks.
+                                         {"cpu_ms_mean", cpu_total_ms[instance.id] / rounds}};
     return out;
 }
 
