@@ -51,3 +51,20 @@ def test_kernel_findings_carry_evidence(host_report):
         if r["verdict"] in ("fail", "hang"):
             print(f"kernel finding: {r['verdict']} {r['id']}: {r['reason']}")
             assert r["reason"] and r["evidence"], r["id"]
+
+
+def _process_names():
+    names = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                names.append((entry / "comm").read_text().strip())
+            except OSError:
+                pass  # the process ended while we looked
+    return names
+
+
+def test_nothing_left_behind(host_report):
+    """After a full run no scenario process survives and no temporary file of ours remains."""
+    assert "uring-conform" not in _process_names()
+    assert sorted(Path("/tmp").glob("uring-conform-cancel.*")) == []
