@@ -88,17 +88,9 @@ const Register recv_incremental{{
         Pool pool(ctx, ring, PoolKind::ring, kBuffers, BufMode::incremental, kLargeBuf, IOU_PBUF_RING_INC);
         Receiver rx(ctx, ring, pool, sockets.server.get());
 
-        uint64_t sent = 0;
         int chunks = ctx.pick(48, 256, 2048);
-        for (int i = 0; i < chunks; ++i) {
-            size_t len = 1 + size_t(i * 97) % 700;  // always less than a buffer
-            std::string data = pattern(sent, len);
-            send_all(ctx, sockets.client.get(), data.data(), data.size());
-            sent += len;
-            receive_bytes(ctx, rx, pool, sent);
-        }
-        shutdown(sockets.client.get(), SHUT_WR);
-        receive_to_eof(ctx, rx, pool);
+        uint64_t sent = stream_chunks_to_eof(ctx, sockets.client.get(), rx, pool, chunks,
+                                             [](int i) { return 1 + size_t(i * 97) % 700; });  // less than a buffer
 
         check_requests(ctx, rx);
         // byte_conservation() in incremental mode holds each CQE to
@@ -128,17 +120,9 @@ const Register recv_bundle{{
 
         // Each chunk is queued before the receive runs (the first one before it
         // is even armed) and fills 2 to 16 of the group's 32 buffers.
-        uint64_t sent = 0;
         int chunks = ctx.pick(32, 256, 2048);
-        for (int i = 0; i < chunks; ++i) {
-            size_t len = 100 + size_t(i * 211) % 900;
-            std::string data = pattern(sent, len);
-            send_all(ctx, sockets.client.get(), data.data(), data.size());
-            sent += len;
-            receive_bytes(ctx, rx, pool, sent);
-        }
-        shutdown(sockets.client.get(), SHUT_WR);
-        receive_to_eof(ctx, rx, pool);
+        uint64_t sent = stream_chunks_to_eof(ctx, sockets.client.get(), rx, pool, chunks,
+                                             [](int i) { return 100 + size_t(i * 211) % 900; });
 
         check_requests(ctx, rx);
         check_bytes(ctx, pool, sent);

@@ -237,6 +237,23 @@ inline void receive_to_eof(Ctx& ctx, Receiver& rx, Pool& pool) {
     pump(ctx, rx, pool, [&] { return !rx.requests().empty() && !rx.live() && rx.last_final_res() == 0; });
 }
 
+// Sends `chunks` pattern chunks of `chunk_len(i)` bytes, receiving each before
+// the next goes out, then shuts the sender down and receives to EOF. Returns
+// the bytes sent.
+template <typename ChunkLen>
+uint64_t stream_chunks_to_eof(Ctx& ctx, int sender, Receiver& rx, Pool& pool, int chunks, ChunkLen chunk_len) {
+    uint64_t sent = 0;
+    for (int i = 0; i < chunks; ++i) {
+        std::string data = pattern(sent, chunk_len(i));
+        send_all(ctx, sender, data.data(), data.size());
+        sent += data.size();
+        receive_bytes(ctx, rx, pool, sent);
+    }
+    shutdown(sender, SHUT_WR);
+    receive_to_eof(ctx, rx, pool);
+    return sent;
+}
+
 // io_uring_multishot(7): each request's CQEs carry IORING_CQE_F_MORE but the
 // last, exactly one final CQE ends it and nothing follows; the last request
 // ended with res 0 at the peer's shutdown.
