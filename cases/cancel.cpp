@@ -97,11 +97,8 @@ const Register pending_read_canceled{{
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL)},
     .variants = kSetups,
     .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
-        Pipe pipe = make_pipe(ctx);
-        uint64_t buf = 0;
-        prep_pipe_read(ring, kTarget, pipe.read.get(), &buf);
-        issue(ring);
+        PendingPipeRead pending(ctx, kTarget);
+        Ring& ring = pending.ring;
         io_uring_prep_cancel64(ring.sqe(kCancel, "cancel by user_data"), kTarget, 0);
         ring.submit();
         finish(ctx, ring, kTargetRound);
@@ -118,11 +115,9 @@ const Register unknown_user_data{{
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL)},
     .variants = kSetups,
     .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
-        Pipe pipe = make_pipe(ctx);
-        uint64_t buf = 0;
-        prep_pipe_read(ring, kOther, pipe.read.get(), &buf);
-        issue(ring);
+        PendingPipeRead pending(ctx, kOther);
+        Ring& ring = pending.ring;
+        Pipe& pipe = pending.pipe;
         io_uring_prep_cancel64(ring.sqe(kCancel, "cancel of an unknown user_data"), 0xdead, 0);
         ring.submit();
         ring.reap_until_final(kCancel);

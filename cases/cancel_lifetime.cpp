@@ -113,11 +113,9 @@ const Register close_keeps_pending{{
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_CLOSE)},
     .variants = grid(all_setups(), {{"close", {"syscall", "io_uring"}}}),
     .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
-        Pipe pipe = make_pipe(ctx);
-        uint64_t buf = 0;
-        prep_pipe_read(ring, kTarget, pipe.read.get(), &buf);
-        issue(ring);
+        PendingPipeRead pending(ctx, kTarget);
+        Ring& ring = pending.ring;
+        Pipe& pipe = pending.pipe;
         int fd = pipe.read.release();
         if (ctx.params().text("close") == "syscall") {
             if (close(fd) < 0) ctx.error("close: " + errno_name(errno));
@@ -208,11 +206,8 @@ const Register sync_cancel{{
     .needs = {needs_op(IORING_OP_READ), needs_capability("sync_cancel")},
     .variants = grid(all_setups(), {{"timeout", {"none", "1s"}}}),
     .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
-        Pipe pipe = make_pipe(ctx);
-        uint64_t buf = 0;
-        prep_pipe_read(ring, kTarget, pipe.read.get(), &buf);
-        issue(ring);
+        PendingPipeRead pending(ctx, kTarget);
+        Ring& ring = pending.ring;
         // io_uring_register_sync_cancel(3): tv_sec and tv_nsec of -1 mean no timeout.
         bool bounded = ctx.params().text("timeout") == "1s";
         io_uring_sync_cancel_reg reg{};

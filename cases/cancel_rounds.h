@@ -68,6 +68,19 @@ inline void prep_pipe_read(Ring& ring, uint64_t user_data, int fd, uint64_t* buf
     io_uring_prep_read(ring.sqe(user_data, "pipe read"), fd, buf, sizeof(*buf), 0);
 }
 
+// The usual cancel target: a ring in the variant's setup mode with one read
+// of an empty pipe issued and pending.
+struct PendingPipeRead {
+    Ring ring;
+    Pipe pipe;
+    uint64_t buf = 0;
+
+    PendingPipeRead(Ctx& ctx, uint64_t user_data) : ring(ctx, ctx.params().setup_or_none()), pipe(make_pipe(ctx)) {
+        prep_pipe_read(ring, user_data, pipe.read.get(), &buf);
+        issue(ring);
+    }
+};
+
 // Satisfies a pending pipe read and checks it completes with the data: the
 // request was alive, untouched by the cancels before.
 inline void complete_pending_read(Ctx& ctx, Ring& ring, uint64_t user_data, int write_fd, const std::string& why) {
