@@ -111,3 +111,45 @@ def test_kernel_releases_sort_by_version():
     assert sorted(releases, key=kernel_sort_key) == [
         "5.15.0", "6.1.0-25-amd64", "6.1.0-28-amd64", "6.12.9+deb12-amd64",
         "6.12.10+deb12-amd64", "6.18.0"]
+
+
+EXPECTATION = {"status": "xfail", "expected": "fail", "reason": "known -ERESTARTSYS leak",
+               "link": "https://example.invalid/bug", "source": "expectations/known.toml"}
+
+
+@pytest.mark.parametrize("extra,problem", [
+    pytest.param({"timing_dependent": True, "metrics": {"rounds": 60, "violations": 0}}, None,
+                 id="timing-dependent-with-rounds"),
+    pytest.param({"timing_dependent": False}, None, id="not-timing-dependent"),
+    pytest.param({"timing_dependent": True, "metrics": {"violations": 0}},
+                 "'rounds' is a required property", id="timing-dependent-without-rounds"),
+    pytest.param({"timing_dependent": True, "metrics": {"rounds": 0, "violations": 0}},
+                 "metrics.rounds: 0 violates minimum", id="timing-dependent-zero-rounds"),
+    pytest.param({"timing_dependent": "yes"}, "timing_dependent", id="timing-dependent-string"),
+    pytest.param({"expectation": EXPECTATION}, None, id="expectation-xfail"),
+    pytest.param({"expectation": {**EXPECTATION, "status": "xpass"}}, None,
+                 id="expectation-xpass"),
+    pytest.param({"expectation": {**EXPECTATION, "status": "known"}},
+                 "expectation.status: 'known' violates enum", id="expectation-bad-status"),
+    pytest.param({"expectation": {**EXPECTATION, "expected": "broken"}},
+                 "expectation.expected: 'broken' violates enum",
+                 id="expectation-bad-verdict"),
+    pytest.param({"expectation": {"status": "xfail", "expected": "fail"}},
+                 "'reason' is a required property", id="expectation-without-reason"),
+])
+def test_optional_result_fields(extra, problem):
+    document = report_document("6.18", "fail")
+    document["results"][0].update(extra)
+    found = schema_problem(document)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found, found
+
+
+def test_verdicts_are_the_schema_enum_in_its_order(schema):
+    from uring_conform.report import BROKEN_VERDICTS, VERDICTS
+
+    assert VERDICTS == ("pass", "fail", "skip", "hang", "crash", "error")
+    assert list(VERDICTS) == schema["$defs"]["verdict"]["enum"]
+    assert BROKEN_VERDICTS == ("fail", "hang", "crash", "error")

@@ -17,13 +17,16 @@ from jsonschema.exceptions import best_match
 from uring_conform.errors import InputError
 from uring_conform.files import read_json
 
-VERDICTS = ("pass", "fail", "skip", "hang", "crash", "error")
-# A scenario that passed before and ends in one of these now is a regression.
-BROKEN_VERDICTS = ("fail", "hang", "crash", "error")
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCHEMA_PATH = REPO_ROOT / "reports" / "report.schema.json"
 SCHEMA_ENV = "URING_CONFORM_SCHEMA"
+
+# The one list of verdicts is the schema's enum ($defs/verdict), which the C++ Verdict enum
+# also follows; the order is the schema's (pass, fail, skip, hang, crash, error).
+VERDICTS = tuple(read_json(DEFAULT_SCHEMA_PATH)["$defs"]["verdict"]["enum"])
+# The kernel did something wrong or the scenario could not finish: not a pass, not a skip.
+# A scenario that passed or skipped before and ends in one of these now gates a compare.
+BROKEN_VERDICTS = tuple(verdict for verdict in VERDICTS if verdict not in ("pass", "skip"))
 
 # Longest excerpt of an offending value quoted in an error message.
 MAX_QUOTED_VALUE = 80
@@ -43,9 +46,8 @@ def _validator_for(path):
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as error:
         raise InputError(path, f"not a valid JSON Schema: {error.message}") from None
-    # The schema's "$id" is relative ("uring-conform/report.schema.json"); jsonschema 4.10
-    # (Debian 12) joins it with itself on every descent and then cannot resolve "#/$defs/...".
-    # Validating against a copy identified by the file's absolute URI keeps every rule intact.
+    # Identify the schema by the file it was read from, so that with $URING_CONFORM_SCHEMA
+    # every "#/$defs/..." resolves inside that copy, whatever "$id" it declares.
     schema = {**schema, "$id": Path(path).resolve().as_uri()}
     return jsonschema.Draft202012Validator(schema)
 
@@ -153,6 +155,16 @@ def load_report(path):
     document = read_json(path)
     check_document(path, document)
     return Report(str(path), document)
+
+
+def report_paths(directory):
+    """The reports in a directory: <kernel-release>.json files, not its subdirectories.
+
+    A kernel release (uname -r) starts with its version number, so a report's name starts
+    with a digit; the other JSON files beside the reports (report.schema.json,
+    stream.schema.json, kernel-splats.json) do not.
+    """
+    return sorted(path for path in Path(directory).glob("[0-9]*.json") if path.is_file())
 
 
 def kernel_sort_key(release):
