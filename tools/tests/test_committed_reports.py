@@ -7,11 +7,11 @@ import re
 import pytest
 
 from conftest import TOOLS_DIR
-from uring_conform.matrix import HTML_NAME, MD_NAME, default_report_paths, render
-from uring_conform.report import load_report
+from uring_conform.matrix import HTML_NAME, MD_NAME, render
+from uring_conform.report import load_report, report_paths
 
 REPORTS_DIR = TOOLS_DIR.parent / "reports"
-COMMITTED = default_report_paths(REPORTS_DIR)
+COMMITTED = report_paths(REPORTS_DIR)
 PNG_PAYLOAD = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
 
 needs_reports = pytest.mark.skipif(not COMMITTED, reason=f"no reports in {REPORTS_DIR}")
@@ -19,8 +19,10 @@ needs_reports = pytest.mark.skipif(not COMMITTED, reason=f"no reports in {REPORT
 
 @needs_reports
 @pytest.mark.parametrize("path", COMMITTED, ids=[path.name for path in COMMITTED])
-def test_committed_report_is_valid(path):
-    assert load_report(path).results is not None
+def test_committed_report_is_valid_and_named_after_its_kernel(path):
+    report = load_report(path)  # raises on a schema or consistency problem
+    assert path.stem == report.release
+    assert report.results, f"{path} has no results"
 
 
 @needs_reports

@@ -1,24 +1,37 @@
-"""assemble: rebuilding a report from the harness's JSONL stream."""
+"""The JSONL stream: its schema and documented examples, reading it, and assemble."""
 
 import json
+import re
 
 import pytest
 
-from conftest import assert_one_line_error, report_document, result, run_cli
+from conftest import TOOLS_DIR, assert_one_line_error, report_document, result, run_cli
 from uring_conform.report import load_report
+from uring_conform.stream import line_problem, read_stream
+
+STREAM_DOC = TOOLS_DIR.parent / "reports" / "stream.md"
 
 
-def stream_lines(document, end_duration=None):
+def stream_lines(document, end_duration=None, starts=True):
+    """The lines the harness writes for document: header, start + result per result, end."""
+    planned = len(document["results"])
     header = {"type": "header", **{key: document[key] for key in
                                    ("schema_version", "tool", "kernel", "liburing", "probe")},
               "run": {key: value for key, value in document["run"].items()
                       if key not in ("duration_s", "ended")},
-              "planned": len(document["results"])}
+              "planned": planned}
     lines = [json.dumps(header)]
-    lines += [json.dumps({"type": "result", **entry}) for entry in document["results"]]
+    for index, entry in enumerate(document["results"]):
+        if starts:
+            lines.append(start_line(entry["id"], index, planned))
+        lines.append(json.dumps({"type": "result", **entry}))
     if end_duration is not None:
         lines.append(json.dumps({"type": "end", "duration_s": end_duration}))
     return lines
+
+
+def start_line(result_id, index, planned):
+    return json.dumps({"type": "start", "id": result_id, "index": index, "planned": planned})
 
 
 @pytest.fixture
@@ -114,7 +127,7 @@ def test_schema_invalid_result_line_is_dropped_with_a_warning(tmp_path, two_resu
     out = tmp_path / "report.json"
     run = run_cli("assemble", write_stream(tmp_path, lines), "-o", out)
     assert run.status == 0
-    assert "result dropped: verdict: 'sideways'" in run.stderr
+    assert "result line dropped: verdict: 'sideways'" in run.stderr
     assert len(run.stderr.splitlines()) == 1
     assert len(load_report(out).results) == 2
 
@@ -129,7 +142,7 @@ def test_crlf_from_a_serial_line_is_tolerated(tmp_path, two_results):
 
 def test_noise_in_front_of_a_line_with_braces_in_it(tmp_path, two_results):
     lines = stream_lines(two_results, 1.0)
-    lines[1] = "[ 1.0] {weird} console { noise " + lines[1]
+    lines[2] = "[ 1.0] {weird} console { noise " + lines[2]
     out = tmp_path / "report.json"
     run = run_cli("assemble", write_stream(tmp_path, lines), "-o", out)
     assert run.status == 0, run.stderr
@@ -148,3 +161,97 @@ def test_stream_written_by_the_harness_and_cut_by_a_kill(tmp_path, data_dir):
     assert [r["id"] for r in report.results] == [
         "multishot/recv-peer-close[none,cq=8]", "multishot/recv-peer-close[none,cq=256]",
         "multishot/recv-peer-close[coop_taskrun,cq=8]"]
+
+
+def documented_lines():
+    """The example stream in reports/stream.md, one JSON object per line."""
+    block = re.search(r"```json\n(.*?)```", STREAM_DOC.read_text(), re.S)
+    assert block, f"{STREAM_DOC} has no ```json example"
+    return [json.loads(line) for line in block.group(1).splitlines()]
+
+
+def test_documented_example_follows_the_schema():
+    lines = documented_lines()
+    assert [line["type"] for line in lines] == ["header", "start", "result", "start", "result",
+                                                "end"]
+    assert [(line, line_problem(line)) for line in lines] == [(line, None) for line in lines]
+
+
+def test_documented_example_assembles(tmp_path):
+    stream = write_stream(tmp_path, [json.dumps(line) for line in documented_lines()])
+    out = tmp_path / "report.json"
+    run = run_cli("assemble", stream, "-o", out)
+    assert run.status == 0, run.stderr
+    assert run.stderr == ""
+    assert load_report(out).run["ended"] == "complete"
+
+
+@pytest.mark.parametrize("line,problem", [
+    pytest.param({"type": "start", "id": "perf/nop[none]", "index": 0}, "'planned' is a required",
+                 id="start-without-planned"),
+    pytest.param({"type": "start", "id": "Perf nop", "index": 0, "planned": 1}, "id:",
+                 id="start-bad-id"),
+    pytest.param({"type": "start", "id": "perf/nop[none]", "index": -1, "planned": 1},
+                 "index: -1 violates minimum", id="start-negative-index"),
+    pytest.param({"type": "end"}, "'duration_s' is a required", id="end-without-duration"),
+    pytest.param({"type": "end", "duration_s": "1"}, "duration_s", id="end-duration-string"),
+    pytest.param({"type": "header", "schema_version": 1}, "is a required property",
+                 id="header-without-fields"),
+    pytest.param({"type": "result", "id": "perf/nop[none]"}, "is a required property",
+                 id="result-without-fields"),
+])
+def test_schema_rejects_broken_lines(line, problem):
+    found = line_problem(line)
+    assert found is not None and problem in found, found
+
+
+def test_schema_accepts_unknown_line_types():
+    assert line_problem({"type": "progress", "done": 3}) is None
+
+
+def test_every_complete_line_of_a_real_harness_stream_follows_the_schema(data_dir):
+    raw_lines = (data_dir / "host-6.18-killed.stream.jsonl").read_text().splitlines()
+    complete = [json.loads(line) for line in raw_lines[:-1]]  # the last line is torn
+    assert [line_problem(line) for line in complete] == [None] * len(complete)
+
+
+def test_start_lines_are_exposed_in_order(tmp_path, two_results):
+    contents = read_stream(write_stream(tmp_path, stream_lines(two_results, 1.0)))
+    assert [(s["id"], s["index"], s["planned"]) for s in contents.started] == [
+        ("multishot/a[none]", 0, 2), ("cancel/b[sqpoll]", 1, 2)]
+    assert contents.last_started is None and contents.warnings == []
+
+
+def test_start_without_result_names_the_scenario_that_was_running(tmp_path, two_results):
+    lines = stream_lines(two_results)[:3]  # header, start a, result a
+    lines += [start_line("cancel/b[sqpoll]", 1, 2), '{"type": "result", "id": "cancel/b[sq']
+    stream = write_stream(tmp_path, lines)
+    contents = read_stream(stream)
+    assert contents.last_started == "cancel/b[sqpoll]"
+    assert contents.unfinished == {"id": "cancel/b[sqpoll]", "index": 1, "planned": 2}
+    out = tmp_path / "report.json"
+    run = run_cli("assemble", stream, "-o", out)
+    assert run.status == 0, run.stderr
+    assert "stopped while cancel/b[sqpoll] was running (scenario 2 of 2)" in run.stdout
+    assert [r["id"] for r in load_report(out).results] == ["multishot/a[none]"]
+
+
+def test_stream_without_start_lines_still_assembles(tmp_path, two_results):
+    stream = write_stream(tmp_path, stream_lines(two_results, 1.0, starts=False))
+    contents = read_stream(stream)
+    assert contents.started == [] and contents.last_started is None
+    assert len(contents.results) == 2
+
+
+@pytest.mark.parametrize("start,warning", [
+    pytest.param({"type": "start", "id": "cancel/b[sqpoll]", "index": 2, "planned": 2},
+                 "index 2 is not below planned 2", id="index-past-plan"),
+    pytest.param({"type": "start", "id": "cancel/b[sqpoll]", "index": "1", "planned": 2},
+                 "start line dropped: index: '1' violates type", id="index-string"),
+])
+def test_broken_start_line_is_dropped_with_a_warning(tmp_path, two_results, start, warning):
+    lines = stream_lines(two_results, starts=False)
+    lines.insert(2, json.dumps(start))
+    contents = read_stream(write_stream(tmp_path, lines))
+    assert contents.started == [] and contents.last_started is None
+    assert len(contents.warnings) == 1 and warning in contents.warnings[0], contents.warnings

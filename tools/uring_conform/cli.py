@@ -82,12 +82,12 @@ def cmd_compare(args):
 
 def cmd_matrix_report(args):
     from uring_conform.files import write_output
-    from uring_conform.matrix import HTML_NAME, MD_NAME, default_report_paths, render
-    from uring_conform.report import load_report
+    from uring_conform.matrix import HTML_NAME, MD_NAME, render
+    from uring_conform.report import load_report, report_paths
 
-    paths = args.reports or default_report_paths(args.reports_dir)
+    paths = args.reports or report_paths(args.reports_dir)
     if not paths:
-        raise InputError(args.reports_dir, "no reports (*.json) found")
+        raise InputError(args.reports_dir, "no reports (<kernel-release>.json) found")
     reports = [load_report(path) for path in paths]
     markdown, page = render(reports)
     out_dir = Path(args.out_dir)
@@ -220,7 +220,7 @@ def build_parser():
         "matrix-report", cmd_matrix_report, "render MATRIX.md and matrix.html",
         "Render the compatibility matrix (rows: scenarios and probed capabilities, columns: "
         "kernels sorted by version) as MATRIX.md and matrix.html with plots. Default input: "
-        "every REPORTS_DIR/*.json except the schema (reports/local/ is not read). The output "
+        "every report in REPORTS_DIR, i.e. <kernel-release>.json (reports/local/ is not read). The output "
         "depends only on the reports, so committed files are reproducible.",
         "python3 -m uring_conform matrix-report --out-dir reports")
     matrix.add_argument("reports", nargs="*", metavar="REPORT")
@@ -250,6 +250,9 @@ def build_parser():
                       help="reject a version line without a plan (ktap.rst allows omitting it)")
     ktap.add_argument("--reject-unknown", action="store_true",
                       help="reject unknown (non-KTAP) lines (ktap.rst allows them)")
+
+    from uring_conform.lava import register_commands
+    register_commands(command)  # lava, lava-report
     return parser
 
 
