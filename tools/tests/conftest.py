@@ -59,13 +59,17 @@ def result(result_id, verdict, reason=None, metrics=None, **extra):
     return entry
 
 
-def report_document(release, verdicts="pass", *, metrics=None, reasons=None, probe=None,
-                    run=None):
-    """A valid report: verdicts is one verdict for DEFAULT_ID or {id: verdict}."""
+def report_document(release, verdicts="pass", *, metrics=None, reasons=None, extras=None,
+                    probe=None, run=None):
+    """A valid report: verdicts is one verdict for DEFAULT_ID or {id: verdict}.
+
+    metrics, reasons and extras ({id: {field: value}}, e.g. timing_dependent) are per id.
+    """
     if isinstance(verdicts, str):
         verdicts = {DEFAULT_ID: verdicts}
     results = [result(result_id, verdict, (reasons or {}).get(result_id),
-                      (metrics or {}).get(result_id)) for result_id, verdict in verdicts.items()]
+                      (metrics or {}).get(result_id), **(extras or {}).get(result_id, {}))
+               for result_id, verdict in verdicts.items()]
     document = {
         "schema_version": 1,
         "tool": {"name": "uring-conform", "version": "0.1.0-test"},
@@ -97,7 +101,8 @@ def make_report(tmp_path):
     """Factory: write a valid report under tmp_path and return its path.
 
     make_report("6.1", "skip") gives one result (DEFAULT_ID) with that verdict;
-    make_report("6.1", {id: verdict, ...}, metrics={id: {...}}, probe={...}, run={...}).
+    make_report("6.1", {id: verdict, ...}, metrics={id: {...}}, extras={id: {...}},
+                probe={...}, run={...}).
     """
     def factory(release, verdicts="pass", *, file_name=None, **options):
         document = report_document(release, verdicts, **options)

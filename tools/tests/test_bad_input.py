@@ -84,7 +84,7 @@ ALL_PATHS = [path for path in _paths(VALID_DOCUMENT) if path]
 
 
 @given(path=st.sampled_from(ALL_PATHS), replacement=json_values, delete=st.booleans())
-@settings(max_examples=50)  # a still-valid mutation renders plots and runs a pytest session
+@settings(max_examples=50)  # a still-valid mutation renders the matrix plots
 def test_mutated_report_is_rejected_or_still_valid(work_dir, valid_report, path, replacement,
                                                   delete):
     document = json.loads(VALID_REPORT_TEXT)

@@ -59,25 +59,16 @@ def cmd_assemble(args):
 
 
 def cmd_compare(args):
-    from uring_conform.compare import compare, run_pytest_session, summary_text
+    from uring_conform.compare import compare, render
     from uring_conform.files import write_output
     from uring_conform.report import load_report
 
     base, new = load_report(args.base), load_report(args.new)
-    comparison = compare(base, new, noise=args.noise)
+    comparison = compare(base, new, noise=args.noise, id_filter=args.filter)
     if args.json:
         write_output(args.json, json.dumps(comparison.to_json(), indent=2) + "\n", args.force)
-    sys.stdout.flush()
-    pytest_status = run_pytest_session(comparison, keyword=args.keyword, quiet=args.quiet)
-    print()
-    print(summary_text(comparison))
-    if pytest_status == 1:
-        return EXIT_REGRESSION
-    if pytest_status in (0, 5):  # 5: nothing collected (no scenarios, or -k matched none)
-        return EXIT_OK
-    print(f"error: compare: the pytest session stopped with exit status {pytest_status}",
-          file=sys.stderr)
-    return EXIT_BAD_INPUT
+    print(render(comparison, verbosity=args.verbose - args.quiet))
+    return EXIT_REGRESSION if comparison.gating else EXIT_OK
 
 
 def cmd_matrix_report(args):
@@ -197,24 +188,33 @@ def build_parser():
     assemble.add_argument("--force", action="store_true", help="overwrite an existing output")
 
     compare = command(
-        "compare", cmd_compare, "compare two reports in a pytest session",
-        "Run a pytest session with one test per scenario id of BASE and NEW: a scenario that "
-        "passed on BASE and is fail/hang/crash/error on NEW fails (regression). Then print "
-        "regressions, fixes, new features, lost capabilities, behaviour changes (metrics) and "
-        "other changes. Exit 1 on regression, 0 otherwise, 2 on bad input.",
-        "python3 -m uring_conform compare reports/6.1.0-25-amd64.json reports/6.18.0.json "
-        "--json /tmp/changes.json")
+        "compare", cmd_compare, "what changed between two reports; exit 1 if anything got worse",
+        "Classify every scenario id of BASE and NEW. Exit 1 when any id is worse on NEW: "
+        "pass -> fail/hang/crash/error (regression), skip -> fail/hang/crash/error or absent "
+        "on BASE and failing on NEW (new failure); a result NEW marks xfail (run --expect) is "
+        "a known issue and does not gate, an xpass is listed as worth attention. A "
+        "timing-dependent fail -> pass is 'not reproduced in N rounds', not a fix. Prints only "
+        "what changed, grouped (regressions, new failures, fixes, new features, lost "
+        "capabilities, behaviour changes from metrics), then one summary line; -v prints "
+        "every id. Exit 0 otherwise, 2 on bad input.",
+        "python3 -m uring_conform compare reports/6.1.0-56-amd64.json "
+        "reports/6.12.117+deb12-amd64.json --json /tmp/changes.json")
     compare.add_argument("base", metavar="BASE.json")
     compare.add_argument("new", metavar="NEW.json")
     compare.add_argument("--noise", type=_noise, default=0.25, metavar="FRACTION",
                          help="relative change a *_ratio metric must exceed to count as a "
                               "behaviour change: 0.25 or 25%% (default 25%%)")
+    compare.add_argument("--filter", metavar="GLOB",
+                         help="only compare ids matching GLOB, as run --filter: * and ? are "
+                              "wildcards, brackets match themselves (e.g. 'cancel/*')")
     compare.add_argument("--json", metavar="OUT", help="also write the classification as JSON")
     compare.add_argument("--force", action="store_true", help="overwrite an existing --json OUT")
-    compare.add_argument("-k", dest="keyword", metavar="EXPRESSION",
-                         help="only run scenario tests matching this pytest -k expression")
-    compare.add_argument("-q", "--quiet", action="store_true",
-                         help="one character per scenario instead of one line")
+    verbosity = compare.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="count", default=0,
+                           help="every group (also empty ones), the runs' counts and every "
+                                "unchanged id")
+    verbosity.add_argument("-q", "--quiet", action="count", default=0,
+                           help="only what gates or needs attention, and the summary line")
 
     matrix = command(
         "matrix-report", cmd_matrix_report, "render MATRIX.md and matrix.html",

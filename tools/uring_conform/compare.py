@@ -1,13 +1,21 @@
-"""Compare two reports: what regressed, what was fixed, what the new kernel gained or lost.
+"""Compare two reports: what got worse, what was fixed, what the new kernel gained or lost.
 
-Classification of one scenario id, BASE verdict -> NEW verdict:
-  regression    pass -> fail/hang/crash/error (the only kind that fails the pytest session)
-  fix           fail/hang/crash/error -> pass
-  new-feature   skip -> pass
-  new-scenario  absent in BASE
-  removed       absent in NEW
-  changed       any other verdict change (e.g. pass -> skip, fail -> hang)
-  unchanged     same verdict
+Classification of one scenario id, BASE verdict -> NEW verdict ("broken" = fail, hang,
+crash or error; "absent" = the report has no result for the id):
+  regression      pass -> broken                                         (gates)
+  new-failure     skip -> broken (a feature that arrived broken), absent -> broken  (gates)
+  known           what would gate, where NEW's expectation.status is "xfail": a known issue
+  fix             broken -> pass
+  not-reproduced  broken -> pass on a timing-dependent scenario: it survived metrics.rounds
+                  rounds on NEW, which is evidence, not proof, that the bug is gone
+  new-feature     skip -> pass, absent -> pass
+  lost            pass -> skip (the kernel now refuses something it did)
+  removed         absent on NEW
+  changed         any other verdict change (fail -> hang, fail -> skip, absent -> skip)
+  unchanged       same verdict
+A NEW result whose expectation.status is "xpass" (the known issue did not happen) is listed
+apart as worth attention, whatever its kind. compare exits 1 when anything gates.
+
 Capabilities (probe opcodes, features, setup flags, buf ring modes, probed capabilities) are
 compared as sets of what is supported; a key missing from a probe counts as unsupported.
 Behaviour changes are metrics of the same id whose value differs: booleans and strings
@@ -15,19 +23,19 @@ always, numbers only when the name ends in "_ratio" and the value moved by more 
 noise threshold relative to BASE (other numbers are timings and counts that vary run to run).
 """
 
+import fnmatch
 import json
-import os
-import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from uring_conform.report import BROKEN_VERDICTS
+from uring_conform.report import BROKEN_VERDICTS, VERDICTS
 
 DEFAULT_NOISE = 0.25
 CAPABILITY_GROUPS = ("opcodes", "features", "setup_flags", "buf_ring", "capabilities")
 GROUP_TITLES = {"opcodes": "opcodes", "features": "features", "setup_flags": "setup flags",
                 "buf_ring": "buf ring modes", "capabilities": "capabilities"}
-REGRESSION_CHECK_MODULE = Path(__file__).with_name("regression_check.py")
+GATING_KINDS = ("regression", "new-failure")
+# Evidence lines shown under a gating row; the report has the rest.
+MAX_EVIDENCE_LINES = 3
 
 
 @dataclass(frozen=True)
@@ -39,22 +47,52 @@ class ScenarioChange:
     base_reason: str = ""
     new_reason: str = ""
     new_failures: tuple = ()
+    timing_dependent: bool = False
+    rounds: int = None        # NEW's metrics.rounds, for a timing-dependent scenario
+    expectation: dict = None  # NEW's expectation (known-issues entry), if one matched
+
+    @property
+    def gates(self):
+        return self.kind in GATING_KINDS
+
+    @property
+    def xpass(self):
+        return (self.expectation or {}).get("status") == "xpass"
+
+    def _verdicts(self):
+        return f"{self.base or 'absent'} -> {self.new or 'absent'}"
 
     def describe(self):
-        text = f"{self.id}: {self.base or 'absent'} -> {self.new or 'absent'}"
+        """The row printed for this change in its group."""
+        text = f"{self.id}: {self._verdicts()}"
+        if self.kind == "not-reproduced":
+            survived = f"in {self.rounds} rounds" if self.rounds else "on NEW (rounds not recorded)"
+            return f"{text}: not reproduced {survived} (was: {self.base_reason})"
+        if self.kind == "fix":
+            return f"{text} (was: {self.base_reason})" if self.base_reason else text
+        if self.kind == "removed":
+            return f"{self.id} (was {self.base})"
         if self.new_reason:
             text += f": {self.new_reason}"
-        elif self.base_reason and self.kind in ("fix", "new-feature"):
-            text += f" (was: {self.base_reason})"
+        if self.kind == "known":
+            text += f" [known: {_expectation_text(self.expectation)}]"
         return text
 
-    def failure_message(self):
-        """What a failing test in the pytest session says: the rule broken on NEW and evidence."""
-        lines = [f"regression: {self.id} passed on BASE and is {self.new} on NEW"]
-        if self.new_reason:
-            lines.append(f"reason: {self.new_reason}")
-        lines.extend(f"evidence: {failure}" for failure in self.new_failures)
-        return "\n".join(lines)
+    def evidence_lines(self):
+        """Evidence for a gating row: the failures the reason does not already say."""
+        lines = [failure for failure in self.new_failures if failure != self.new_reason]
+        return [f"evidence: {line}" for line in lines[:MAX_EVIDENCE_LINES]]
+
+    def describe_xpass(self):
+        expected = self.expectation.get("expected", "?")
+        return f"{self.id}: expected {expected}, got {self.new} " \
+               f"[{_expectation_text(self.expectation)}]"
+
+
+def _expectation_text(expectation):
+    parts = [expectation.get("reason", "")]
+    parts += [expectation[key] for key in ("link", "source") if expectation.get(key)]
+    return "; ".join(part for part in parts if part)
 
 
 @dataclass(frozen=True)
@@ -65,22 +103,44 @@ class BehaviourChange:
     new: object
 
     def describe(self):
+        if _is_number(self.base) and _is_number(self.new):
+            change = "from 0" if self.base == 0 else \
+                f"{(self.new - self.base) / abs(self.base) * 100:+.1f} %"
+            return f"{self.id} {self.metric}: {_rounded(self.base)} -> {_rounded(self.new)} " \
+                   f"({change})"
         return f"{self.id} {self.metric}: {json.dumps(self.base)} -> {json.dumps(self.new)}"
 
 
-def classify_verdicts(base, new):
-    if base is None:
-        return "new-scenario"
+def _rounded(number):
+    return f"{number:.3g}"
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _timing_dependent(*results):
+    return any(result and result.get("timing_dependent") is True for result in results)
+
+
+def classify(before, after):
+    """The kind of change from one BASE result to one NEW result (either may be None)."""
+    base = before and before["verdict"]
+    new = after and after["verdict"]
     if new is None:
         return "removed"
     if base == new:
         return "unchanged"
-    if base == "pass" and new in BROKEN_VERDICTS:
-        return "regression"
+    if new in BROKEN_VERDICTS and base in ("pass", "skip", None):
+        if (after.get("expectation") or {}).get("status") == "xfail":
+            return "known"
+        return "regression" if base == "pass" else "new-failure"
     if base in BROKEN_VERDICTS and new == "pass":
-        return "fix"
-    if base == "skip" and new == "pass":
+        return "not-reproduced" if _timing_dependent(before, after) else "fix"
+    if new == "pass" and base in ("skip", None):
         return "new-feature"
+    if base == "pass" and new == "skip":
+        return "lost"
     return "changed"
 
 
@@ -92,10 +152,6 @@ def supported(probe, group):
     if group == "setup_flags":
         return {name for name, outcome in value.items() if outcome == "ok"}
     return {name for name, present in value.items() if present is True}
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def metric_changed(name, base, new, noise):
@@ -110,6 +166,14 @@ def metric_changed(name, base, new, noise):
     return base != new or type(base) is not type(new)
 
 
+def id_matcher(glob):
+    """Match ids as the harness's --filter does: brackets are literal, * and ? are wildcards."""
+    if glob is None:
+        return lambda result_id: True
+    pattern = glob.replace("[", "\0").replace("]", "[]]").replace("\0", "[[]")
+    return lambda result_id: fnmatch.fnmatchcase(result_id, pattern)
+
+
 def _ordered_ids(base_results, new_results):
     ids = list(base_results)
     ids.extend(result_id for result_id in new_results if result_id not in base_results)
@@ -121,6 +185,7 @@ class Comparison:
     base_run: dict
     new_run: dict
     noise: float
+    id_filter: str = None
     scenarios: list = field(default_factory=list)
     gained: dict = field(default_factory=dict)
     lost: dict = field(default_factory=dict)
@@ -136,22 +201,42 @@ class Comparison:
     def regressions(self):
         return self.of_kind("regression")
 
+    @property
+    def gating(self):
+        """Every change that makes compare exit 1."""
+        return [change for change in self.scenarios if change.gates]
+
+    @property
+    def xpasses(self):
+        return [change for change in self.scenarios if change.xpass]
+
     def to_json(self):
+        def rows(kind):
+            return [asdict(change) for change in self.of_kind(kind)]
         return {
             "base": self.base_run,
             "new": self.new_run,
             "noise": self.noise,
-            "regressions": [asdict(change) for change in self.of_kind("regression")],
-            "fixes": [asdict(change) for change in self.of_kind("fix")],
+            "filter": self.id_filter,
+            "gating": bool(self.gating),
+            "regressions": rows("regression"),
+            "new_failures": rows("new-failure"),
+            "xpass": [asdict(change) for change in self.xpasses],
+            "known_issues": rows("known"),
+            "fixes": rows("fix"),
+            "not_reproduced": rows("not-reproduced"),
             "new_features": {
                 **{group: self.gained[group] for group in CAPABILITY_GROUPS},
-                "scenarios_skip_to_pass": [change.id for change in self.of_kind("new-feature")],
-                "scenarios_new": [{"id": change.id, "verdict": change.new}
-                                  for change in self.of_kind("new-scenario")],
+                "scenarios": [{"id": change.id, "base": change.base}
+                              for change in self.of_kind("new-feature")],
             },
-            "lost_capabilities": {group: self.lost[group] for group in CAPABILITY_GROUPS},
+            "lost": {
+                **{group: self.lost[group] for group in CAPABILITY_GROUPS},
+                "scenarios": [{"id": change.id, "reason": change.new_reason}
+                              for change in self.of_kind("lost")],
+            },
             "behaviour_changes": [asdict(change) for change in self.behaviour_changes],
-            "other_changes": [asdict(change) for change in self.of_kind("changed")],
+            "other_changes": rows("changed"),
             "removed_scenarios": [{"id": change.id, "verdict": change.base}
                                   for change in self.of_kind("removed")],
             "scenarios": [{"id": change.id, "base": change.base, "new": change.new,
@@ -168,20 +253,27 @@ def _run_facts(report):
     return facts
 
 
-def compare(base, new, noise=DEFAULT_NOISE):
-    """Classify every scenario id of two loaded reports and diff their probes and metrics."""
+def compare(base, new, noise=DEFAULT_NOISE, id_filter=None):
+    """Classify every scenario id of two loaded reports and diff their probes and metrics.
+
+    id_filter: a --filter style glob; only matching ids are compared.
+    """
     base_results, new_results = base.results_by_id(), new.results_by_id()
-    comparison = Comparison(_run_facts(base), _run_facts(new), noise)
-    for result_id in _ordered_ids(base_results, new_results):
+    comparison = Comparison(_run_facts(base), _run_facts(new), noise, id_filter)
+    selected = id_matcher(id_filter)
+    for result_id in filter(selected, _ordered_ids(base_results, new_results)):
         before, after = base_results.get(result_id), new_results.get(result_id)
         comparison.scenarios.append(ScenarioChange(
             id=result_id,
             base=before and before["verdict"],
             new=after and after["verdict"],
-            kind=classify_verdicts(before and before["verdict"], after and after["verdict"]),
+            kind=classify(before, after),
             base_reason=(before or {}).get("reason", ""),
             new_reason=(after or {}).get("reason", ""),
             new_failures=tuple((after or {}).get("evidence", {}).get("failures", ())),
+            timing_dependent=_timing_dependent(before, after),
+            rounds=(after or {}).get("metrics", {}).get("rounds"),
+            expectation=(after or {}).get("expectation"),
         ))
         if before and after:
             for metric in sorted(set(before["metrics"]) & set(after["metrics"])):
@@ -196,12 +288,6 @@ def compare(base, new, noise=DEFAULT_NOISE):
     return comparison
 
 
-def _section(title, lines):
-    out = [f"{title} ({len(lines)}):" if lines else f"{title}: none"]
-    out.extend(f"  {line}" for line in lines)
-    return out
-
-
 def _capability_lines(by_group):
     return [f"{GROUP_TITLES[group]}: {', '.join(names)}"
             for group, names in by_group.items() if names]
@@ -209,76 +295,119 @@ def _capability_lines(by_group):
 
 def _run_line(label, facts):
     summary = facts["summary"]
-    counts = ", ".join(f"{verdict} {summary[verdict]}" for verdict in
-                       ("pass", "fail", "skip", "hang", "crash", "error"))
+    counts = ", ".join(f"{verdict} {summary[verdict]}" for verdict in VERDICTS)
     ended = facts["ended"] + (f" ({facts['ended_detail']})" if facts.get("ended_detail") else "")
     return f"{label}: {facts['kernel']}  [{facts['file']}]  profile {facts['profile']}, " \
            f"run ended {ended}; {counts}"
 
 
-def summary_text(comparison):
-    """The human-readable account printed after the pytest session."""
-    lines = ["uring-conform compare", _run_line("  BASE", comparison.base_run),
-             _run_line("  NEW ", comparison.new_run)]
+def _gating_rows(changes):
+    """One row per change, its evidence on indented lines below it."""
+    return ["".join([change.describe()] + [f"\n    {line}" for line in change.evidence_lines()])
+            for change in changes]
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    hint: str
+    rows: list
+    count: int = None  # what the rows stand for, when a row lists several names
+
+    def heading(self):
+        count = len(self.rows) if self.count is None else self.count
+        return f"{self.title} ({count}): {self.hint}" if self.hint else f"{self.title} ({count}):"
+
+
+def _names(by_group):
+    return sum(len(names) for names in by_group.values())
+
+
+def sections(comparison):
+    """The groups in the order they are printed; what gates comes first."""
+    of_kind = comparison.of_kind
+    gained = of_kind("new-feature")
+    lost = of_kind("lost")
+    return [
+        Section("Regressions", "pass on BASE, broken on NEW", _gating_rows(of_kind("regression"))),
+        Section("New failures", "skipped or absent on BASE, broken on NEW",
+                _gating_rows(of_kind("new-failure"))),
+        Section("Worth attention", "a known issue did not happen (xpass)",
+                [c.describe_xpass() for c in comparison.xpasses]),
+        Section("Known issues", "xfail, not gating", [c.describe() for c in of_kind("known")]),
+        Section("Fixes", "", [c.describe() for c in of_kind("fix")]),
+        Section("Not reproduced", "timing-dependent, so not proof of a fix",
+                [c.describe() for c in of_kind("not-reproduced")]),
+        Section("New features", "", _capability_lines(comparison.gained)
+                + [c.describe() for c in gained], _names(comparison.gained) + len(gained)),
+        Section("Lost capabilities", "", _capability_lines(comparison.lost)
+                + [c.describe() for c in lost], _names(comparison.lost) + len(lost)),
+        Section("Behaviour changes", "metrics", [c.describe() for c in comparison.behaviour_changes]),
+        Section("Other verdict changes", "", [c.describe() for c in of_kind("changed")]),
+        Section("Not in NEW", "", [c.describe() for c in of_kind("removed")]),
+    ]
+
+
+def _plural(count, word, plural=None):
+    return f"{count} {word if count == 1 else (plural or word + 's')}"
+
+
+def summary_line(comparison):
+    """One line: what gates, then the other changes that happened, then what did not change."""
+    of_kind = comparison.of_kind
+    regressions, new_failures = len(of_kind("regression")), len(of_kind("new-failure"))
+    verdict = "FAIL" if comparison.gating else "OK"
+    others = [
+        _plural(len(comparison.xpasses), "xpass", "xpasses"),
+        _plural(len(of_kind("known")), "known issue"),
+        _plural(len(of_kind("fix")), "fix", "fixes"),
+        f"{len(of_kind('not-reproduced'))} not reproduced",
+        _plural(_names(comparison.gained) + len(of_kind("new-feature")), "new feature"),
+        f"{_names(comparison.lost) + len(of_kind('lost'))} lost",
+        _plural(len(comparison.behaviour_changes), "behaviour change"),
+        _plural(len(of_kind("changed")), "other change"),
+        f"{len(of_kind('removed'))} not in NEW",
+    ]
+    others = [text for text in others if not text.startswith("0 ")]
+    return f"Result: {verdict}: {_plural(regressions, 'regression')}, " \
+           f"{_plural(new_failures, 'new failure')}" + \
+           "".join(f", {text}" for text in others) + \
+           f"; {len(of_kind('unchanged'))} unchanged"
+
+
+def _notes(comparison):
+    notes = []
     if (comparison.base_run["profile"], comparison.base_run["filter"]) != \
             (comparison.new_run["profile"], comparison.new_run["filter"]):
-        lines.append("  note: the runs used different profiles or filters, so scenarios present "
+        notes.append("note: the runs used different profiles or filters, so scenarios present "
                      "in only one report may be a selection difference, not a kernel one")
     if comparison.new_run["ended"] != "complete":
-        lines.append(f"  note: the NEW run did not complete ({comparison.new_run['ended']}); "
-                     "scenarios it did not reach are listed as removed")
-    lines += _section("Regressions", [c.describe() for c in comparison.of_kind("regression")])
-    lines += _section("Fixes", [c.describe() for c in comparison.of_kind("fix")])
-    features = _capability_lines(comparison.gained)
-    features += [f"scenario skip -> pass: {c.id}" for c in comparison.of_kind("new-feature")]
-    features += [f"scenario new in NEW: {c.id} ({c.new})"
-                 for c in comparison.of_kind("new-scenario")]
-    lines += _section("New features", features)
-    lines += _section("Lost capabilities", _capability_lines(comparison.lost))
-    lines += _section("Behaviour changes", [c.describe() for c in comparison.behaviour_changes])
-    lines += _section("Other verdict changes",
-                      [c.describe() for c in comparison.of_kind("changed")])
-    lines += _section("Not in NEW",
-                      [f"{c.id} (was {c.base})" for c in comparison.of_kind("removed")])
-    count = len(comparison.regressions)
-    lines.append(f"Result: {count} regression{'s' if count != 1 else ''}")
-    return "\n".join(lines)
+        notes.append(f"note: the NEW run did not complete ({comparison.new_run['ended']}); "
+                     "scenarios it did not reach are listed as not in NEW")
+    return notes
 
 
-class RegressionPlugin:
-    """Hands the classified scenarios to regression_check.py, one test per scenario id."""
+def render(comparison, verbosity=0):
+    """The text compare prints.
 
-    def __init__(self, changes):
-        self.changes = changes
-
-    def pytest_generate_tests(self, metafunc):
-        if "scenario_change" in metafunc.fixturenames:
-            metafunc.parametrize("scenario_change", self.changes,
-                                 ids=[change.id for change in self.changes])
-
-
-def run_pytest_session(comparison, keyword=None, quiet=False):
-    """Run regression_check.py under pytest; returns pytest's exit code.
-
-    The session reads no ini file or conftest from the tree, autoloads no third-party plugin,
-    and writes neither a cache nor bytecode, so comparing leaves the working tree untouched.
+    verbosity -1 (quiet): what gates or needs attention, then the summary line;
+    0: every group that has rows; 1: also empty groups, the runs' counts, unchanged ids.
     """
-    import pytest
-
-    args = [str(REGRESSION_CHECK_MODULE), "-c", os.devnull,
-            "--rootdir", str(REGRESSION_CHECK_MODULE.parent),
-            "-p", "no:cacheprovider", "--noconftest", "-q" if quiet else "-v", "-rf"]
-    if keyword:
-        args += ["-k", keyword]
-    saved_bytecode, saved_autoload = sys.dont_write_bytecode, \
-        os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
-    sys.dont_write_bytecode = True
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    try:
-        return int(pytest.main(args, plugins=[RegressionPlugin(comparison.scenarios)]))
-    finally:
-        sys.dont_write_bytecode = saved_bytecode
-        if saved_autoload is None:
-            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
-        else:
-            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = saved_autoload
+    base, new = comparison.base_run, comparison.new_run
+    lines = [f"compare {base['kernel']} [{base['file']}] -> {new['kernel']} [{new['file']}]"
+             + (f", ids matching {comparison.id_filter}" if comparison.id_filter else "")]
+    if verbosity > 0:
+        lines += [_run_line("  BASE", base), _run_line("  NEW ", new)]
+    lines += _notes(comparison)
+    shown = sections(comparison) if verbosity >= 0 else sections(comparison)[:3]
+    if verbosity > 0:
+        shown.append(Section("Unchanged", "", [f"{c.id}: {c.new}"
+                                               for c in comparison.of_kind("unchanged")]))
+    for section in shown:
+        if section.rows:
+            lines.append(section.heading())
+            lines.extend(f"  {row}" for row in section.rows)
+        elif verbosity > 0:
+            lines.append(f"{section.title}: none")
+    lines.append(summary_line(comparison))
+    return "\n".join(lines)
