@@ -1,7 +1,8 @@
-"""Strict JSON reading and no-clobber writing shared by every command."""
+"""Strict JSON reading, and writing that never clobbers, shared by every command."""
 
 import json
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -68,33 +69,75 @@ def read_json(path):
         raise InputError(path, "not valid JSON: nested too deeply") from None
 
 
-def write_output(path, text, force=False):
-    """Write text to path atomically; refuse to replace an existing file unless force.
+def _kind(mode):
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
-    The text goes to a temporary file in the same directory first, so a reader never sees
-    half a file, and an existing file is only replaced when asked for.
+
+def write_output(path, text, force=False):
+    """Write text to path without ever replacing what is not a regular file.
+
+    - absent or a regular file: the text goes to a temporary file in the same directory,
+      then takes the name, so a reader never sees half a file; an existing file is replaced
+      only with force (keeping its permissions), and without force a file that appears
+      meanwhile is not overwritten either;
+    - a symlink: followed, and the rules apply to its target (the link stays a link);
+    - a character device or FIFO (/dev/null, /dev/stdout, a pipe): written in place, since
+      nothing is replaced; no force needed;
+    - anything else (a directory, a block device, a socket), or a missing parent directory:
+      InputError, one line, nothing written.
     """
     path = Path(path)
-    if path.exists() and not force:
-        raise InputError(path, "already exists (use --force to overwrite)")
-    directory = path.parent if str(path.parent) else Path(".")
+    target = Path(os.path.realpath(path))
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:
+        raise InputError(path, f"cannot write: {error.strerror or error}") from None
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        _write_in_place(path, target, text)
+    elif mode is not None and not stat.S_ISREG(mode):
+        raise InputError(path, f"is {_kind(mode)}; refusing to write a file there")
+    elif not target.parent.is_dir():
+        raise InputError(path, f"directory {target.parent} does not exist")
+    elif mode is not None and not force:
+        raise InputError(path, "already exists (use --force to overwrite)")
+    else:
+        _write_by_rename(path, target, text, mode, force)
+
+
+def _write_in_place(path, target, text):
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NOCTTY)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise InputError(path, f"cannot write: {error.strerror or error}") from None
+
+
+def _write_by_rename(path, target, text, mode, force):
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                         dir=target.parent)
     except OSError as error:
         raise InputError(path, f"cannot write: {error.strerror or error}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, stat.S_IMODE(mode) if mode is not None else 0o644)
         if force:
-            os.replace(temporary, path)
+            os.replace(temporary, target)
         else:
-            # link() fails if path appeared meanwhile, so nothing is overwritten by a race.
-            os.link(temporary, path)
+            # link() fails if the name appeared meanwhile, so nothing is overwritten by a race.
+            os.link(temporary, target)
     except FileExistsError:
         raise InputError(path, "already exists (use --force to overwrite)") from None
     except OSError as error:
         raise InputError(path, f"cannot write: {error.strerror or error}") from None
     finally:
-        if os.path.exists(temporary):
+        if os.path.lexists(temporary):
             os.unlink(temporary)
