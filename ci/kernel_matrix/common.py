@@ -2,10 +2,16 @@
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CACHE = Path(os.environ.get("URING_CONFORM_CACHE", "/var/cache/uring-conform"))
+SPLATS_FILE = REPO / "reports" / "kernel-splats.json"
+
+# The stream format has one owner, tools/uring_conform; the matrix reads streams with its reader.
+if str(REPO / "tools") not in sys.path:
+    sys.path.insert(0, str(REPO / "tools"))
 
 
 class UsageError(Exception):

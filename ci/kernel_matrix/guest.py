@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernel_matrix.common import log
+from kernel_matrix.common import SPLATS_FILE, log
 from kernel_matrix.initramfs import GUEST_MARK, PROBE_MARK, PROBE_PARAMETER
+from uring_conform.stream import StreamContents, read_stream
 
 POLL_S = 0.2
 KVM_PROBE_DEADLINE_S = 30  # a KVM boot to /init takes seconds; this machine's KVM hangs instead
@@ -26,19 +27,49 @@ TAINT_MARK = re.compile(re.escape(GUEST_MARK) + r" kernel tainted (\d+)")
 ANSI_ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|c)")
 PANIC = "Kernel panic - not syncing"  # kernel/panic.c
 DMESG_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s*")
-# Kernel messages that mean the kernel itself went wrong (liburing's runtests.sh greps dmesg for
-# the same). loglevel=5 on the command line lets WARNINGs through despite quiet.
-SPLAT = re.compile(r"WARNING:|BUG:|kernel BUG at|Oops|general protection fault|"
-                   r"blocked for more than \d+ seconds|detected stalls")
+# Kinds that frame a kernel report rather than open one: counted with the report they belong to.
+FRAMING_SPLATS = ("cut-here", "call-trace")
+
+
+def load_splat_patterns(path=SPLATS_FILE):
+    """The kernel-splat patterns shared with the harness (harness/kmsg.cpp classifies the same):
+    a list of {kind, prefix, contains?}; the first entry whose prefix opens the line and whose
+    every `contains` string occurs in it names the kind."""
+    return [(entry["kind"], entry["prefix"], tuple(entry.get("contains", ())))
+            for entry in json.loads(Path(path).read_text())]
+
+
+SPLAT_PATTERNS = load_splat_patterns()
+
+
+def splat_kind(text, patterns=SPLAT_PATTERNS):
+    """The kind of kernel report a printk line (timestamp removed) opens, or None."""
+    for kind, prefix, contains in patterns:
+        if text.startswith(prefix) and all(part in text for part in contains):
+            return kind
+    return None
 
 
 class StreamReader:
-    """Follows the JSONL file qemu writes for ttyS1. Only complete lines that parse count; a
-    later result for an id replaces an earlier one (a resumed run repeats what it carries over)."""
+    """Follows the JSONL file qemu writes for ttyS1 with tools/uring_conform's stream reader, the
+    format's one owner (noise, torn lines and results the schema refuses are skipped; a later
+    result for an id replaces an earlier one). The file is read whole when it has grown: at once
+    until the header arrives (its arrival times the boot), then at most every REREAD_S, since
+    each read checks every result against the schema."""
+
+    REREAD_S = 2.0
 
     def __init__(self, path):
-        self.path, self.offset, self.pending = path, 0, b""
-        self.header, self.results, self.end = None, {}, None
+        self.path, self.size, self.read_at = Path(path), None, 0.0
+        self.contents = StreamContents()
+
+    header = property(lambda self: self.contents.header)
+    results = property(lambda self: self.contents.results)
+    end = property(lambda self: self.contents.end)
+
+    started = property(lambda self: self.contents.started)
+    # The last start line no result followed: the scenario running when the stream stopped.
+    unfinished = property(lambda self: self.contents.unfinished)
 
     @property
     def release(self):
@@ -48,31 +79,16 @@ class StreamReader:
     def planned(self):
         return (self.header or {}).get("planned")
 
-    def poll(self):
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as stream:
-            stream.seek(self.offset)
-            chunk = stream.read()
-        self.offset += len(chunk)
-        *lines, self.pending = (self.pending + chunk).split(b"\n")
-        for line in lines:
-            self._take(line)
-
-    def _take(self, line):
+    def poll(self, final=False):
+        """Re-read the stream if it grew (always when final: the boot is over)."""
         try:
-            record = json.loads(line)
-        except ValueError:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
             return
-        if not isinstance(record, dict):
+        now = time.monotonic()
+        if size == self.size or (not final and self.header is not None and now - self.read_at < self.REREAD_S):
             return
-        kind = record.pop("type", None)
-        if kind == "header" and self.header is None:
-            self.header = record
-        elif kind == "result" and isinstance(record.get("id"), str):
-            self.results[record["id"]] = record
-        elif kind == "end":
-            self.end = record
+        self.contents, self.size, self.read_at = read_stream(self.path), size, now
 
 
 @dataclass
@@ -166,7 +182,7 @@ def boot(command, reader, deadline_s, progress=None):
         except BaseException:
             stop(process)
             raise
-        reader.poll()
+        reader.poll(final=True)
         stderr.seek(0)
         return timed_out, time.monotonic() - started, header_s, stderr.read()
 
@@ -224,7 +240,8 @@ def run_guest(vmlinuz, initrd, logs_dir, accel, deadline_s, label):
 def kernel_trouble(run):
     """Lines saying the guest kernel warned, oopsed or was tainted: evidence a report has no field for."""
     found = []
-    splats = [DMESG_TIME.sub("", line) for line in kernel_lines(run.console_text) if SPLAT.search(line)]
+    lines = [DMESG_TIME.sub("", line) for line in kernel_lines(run.console_text)]
+    splats = [line for line in lines if splat_kind(line) not in (None, *FRAMING_SPLATS)]
     if splats:
         found.append(f"{len(splats)} kernel splat lines in the console log, first: {splats[0]}")
     taint = TAINT_MARK.search(run.console_text)

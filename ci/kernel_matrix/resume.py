@@ -2,14 +2,14 @@
 
 The panic takes the guest's copy of the run with it, so the host rebuilds the interrupted
 run's FILE.jsonl from what the guest streamed: the header, the last word on each result, and a
-crash result for the scenario that was running. The runner goes through the scenarios one at
-a time in a known order, so that is the first planned scenario without a result. The next boot
-carries the file in its initramfs and runs only what it lacks.
+crash result for the scenario that was running. The runner writes a "start" line before it forks
+each scenario, so that is the scenario of the last start line no result followed (the stream
+reader's `unfinished`). The next boot carries the file in its initramfs and runs only what it lacks.
 """
 
 import json
 
-from kernel_matrix.common import run_quiet
+from kernel_matrix.common import MatrixError, run_quiet
 from kernel_matrix.guest import ANSI_ESCAPE, PANIC
 
 PANIC_EXCERPT_LINES = 40
@@ -20,22 +20,14 @@ def supported(binary):
     return "--resume" in run_quiet([str(binary), "run", "--help"], "uring-conform run --help")
 
 
-def planned_order(binary, run_filter):
-    """The selected scenarios in the order the runner takes them: `list` order, grouped by
-    family in order of first appearance (harness/runner.cpp, grouped_by_family)."""
-    listing = json.loads(run_quiet([str(binary), "list", "--filter", run_filter, "--json"],
+def describe(binary, scenario_id):
+    """family, scenario and params of one id, from `uring-conform list --json`."""
+    listing = json.loads(run_quiet([str(binary), "list", "--filter", scenario_id, "--json"],
                                    "uring-conform list --json"))
-    families = list(dict.fromkeys(entry["family"] for entry in listing))
-    return [entry for family in families for entry in listing if entry["family"] == family]
-
-
-def running_at_panic(planned, finished_ids):
-    """The planned entry without a result that was running when the guest died, or None when the
-    results are not a prefix of the planned order (then the order is not what we think)."""
-    done = [entry["id"] in finished_ids for entry in planned]
-    if all(done) or any(done[done.index(False):]):
-        return None
-    return planned[done.index(False)]
+    for entry in listing:
+        if entry["id"] == scenario_id:
+            return entry
+    raise MatrixError(f"uring-conform list does not know {scenario_id!r}, the scenario the guest started last")
 
 
 def panic_excerpt(console_text):
@@ -54,8 +46,8 @@ def crash_result(entry, run):
         "duration_ms": 0, "iterations": 0, "metrics": {},
         "evidence": {
             "output_tail": panic_excerpt(run.console_text),
-            "notes": [f"verdict set by ci/matrix: the first planned scenario without a result when the guest "
-                      f"panicked; output_tail is the guest console ({run.console_name})"],
+            "notes": [f"verdict set by ci/matrix: the guest panicked after this scenario's start line and before "
+                      f"its result; output_tail is the guest console ({run.console_name})"],
         },
     }
 
