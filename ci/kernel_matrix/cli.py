@@ -10,15 +10,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernel_matrix import guest, initramfs, kernels, resume
+from kernel_matrix import guest, image, initramfs, kernels, resume
 from kernel_matrix.common import CACHE, REPO, MatrixError, UsageError, log, run_quiet
 
 DEFAULT_BINARY = REPO / "build-static" / "uring-conform"
 PROFILES = ("quick", "full", "stress")
 ASSEMBLE_WARNINGS_SHOWN = 3
 DESCRIPTION = "Boot Debian kernels under qemu and run uring-conform inside each; one report per kernel."
-EPILOG = ("KERNEL: a linux-image-* package, or 6.1, 6.12, 6.1-rt, 6.12-rt (the newest apt offers). "
-          "Default: 6.1 and 6.12. Kernels are cached in $URING_CONFORM_CACHE/kernels "
+EPILOG = (f"KERNEL: {kernels.FORMS}; a series alone is its newest package. "
+          "Default: 6.1 and 6.12 (unless --kernel-image is given). Kernels are cached in $URING_CONFORM_CACHE/kernels "
           f"(now {CACHE}/kernels). Exit: 0 every guest completed, 1 one did not or the host failed, "
           "2 bad usage. See ci/README.md.")
 
@@ -62,6 +62,12 @@ def parse_args(argv):
     parser = Parser(prog="ci/matrix", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("kernels", nargs="*", metavar="KERNEL")
     parser.add_argument("--rt", action="store_true", help="add the PREEMPT_RT builds to the default set")
+    parser.add_argument("--kernel-image", type=Path, action="append", default=[], metavar="PATH",
+                        help="also boot a locally built bzImage/vmlinuz (repeatable); the report is named "
+                             "after the release in its version string")
+    parser.add_argument("--kernel-config", type=Path, action="append", default=[], metavar="PATH",
+                        help="the config of the --kernel-image of the same position (default: config-<release>, "
+                             "config or .config beside the image, or the tree's .config for arch/x86/boot/bzImage)")
     parser.add_argument("--profile", default="quick", choices=PROFILES, help="uring-conform run --profile")
     parser.add_argument("--filter", help="scenario id glob (uring-conform run --filter)")
     parser.add_argument("--timeout", type=positive_seconds, help="per-scenario watchdog (uring-conform run --timeout)")
@@ -77,9 +83,32 @@ def parse_args(argv):
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                         help="auto: KVM when a probe boot works, else TCG (default)")
     args = parser.parse_args(argv)
-    if args.rt and args.kernels:
+    if args.rt and (args.kernels or args.kernel_image):
         raise UsageError("--rt extends the default set; name -rt kernels instead (e.g. 6.1-rt)")
+    if len(args.kernel_config) > len(args.kernel_image):
+        raise UsageError(f"--kernel-config given {len(args.kernel_config)} times for "
+                         f"{len(args.kernel_image)} --kernel-image")
+    for arg in args.kernels:
+        kernels.check_form(arg)
     return args
+
+
+def local_kernels(args):
+    """The --kernel-image kernels, each checked (release readable, config complete) before the host."""
+    configs = args.kernel_config + [None] * (len(args.kernel_image) - len(args.kernel_config))
+    return [image.local_kernel(path, config) for path, config in zip(args.kernel_image, configs)]
+
+
+def select_kernels(args, local):
+    """Every kernel of this run, packages resolved with apt; two with one release would share a report."""
+    wanted = args.kernels or ([] if local else kernels.default_set(args.rt))
+    selected = kernels.select(wanted) + local
+    releases = [kernel.release for kernel in selected]
+    for release in dict.fromkeys(release for release in releases if releases.count(release) > 1):
+        same = ", ".join(kernel.label for kernel in selected if kernel.release == release)
+        raise UsageError(f"{same}: one release {release}, one report: set CONFIG_LOCALVERSION apart "
+                         "or run them with different --out-dir")
+    return selected
 
 
 def check_host():
@@ -125,11 +154,13 @@ def resume_after_panic(plan, vmlinuz, release, runs, header, results):
     if not resume.supported(plan.binary):
         log(f"{release}: this uring-conform has no run --resume; the report keeps what finished")
         return None
-    planned = resume.planned_order(plan.binary, header["run"]["filter"])
-    crashed = resume.running_at_panic(planned, set(results))
-    if crashed is None:
-        log(f"{release}: cannot tell which scenario was running at the panic; not resuming")
+    reader = runs[-1].reader
+    if reader.unfinished is None:
+        why = (f"the last one started, {reader.started[-1]['id']}, had finished" if reader.started
+               else "the stream has no start lines")
+        log(f"{release}: cannot tell which scenario was running at the panic ({why}); not resuming")
         return None
+    crashed = resume.describe(plan.binary, reader.unfinished["id"])
     results[crashed["id"]] = resume.crash_result(crashed, runs[-1])
     log(f"{release}: guest panicked in {crashed['id']}; recorded as crash, resuming the rest")
     initrd = plan.scratch / f"resume-{release}-{len(runs)}.cpio.gz"
@@ -140,9 +171,9 @@ def resume_after_panic(plan, vmlinuz, release, runs, header, results):
                            f"{release}.resume{len(runs)}")
 
 
-def boot_kernel(plan, package, vmlinuz):
+def boot_kernel(plan, kernel, vmlinuz):
     """Boot until the run completes or cannot go on; returns (runs, header, results by id)."""
-    release = kernels.release_of(package)
+    release = kernel.release
     runs = [guest.run_guest(vmlinuz, plan.initrd, plan.logs_dir, plan.accel, plan.args.boot_timeout, release)]
     say_how_it_ended(runs[-1])
     header, results = runs[0].reader.header, dict(runs[0].reader.results)
@@ -195,27 +226,27 @@ def write_report(plan, release, runs, header, results):
 
 def main(argv):
     args = parse_args(argv)
+    local = local_kernels(args)
     check_host()
-    packages = kernels.select(args.kernels, args.rt)
-    log("kernels: " + ", ".join(packages))
+    selected = select_kernels(args, local)
+    log("kernels: " + ", ".join(kernel.label for kernel in selected))
     binary = harness_binary(args.binary)
-    vmlinuz = {package: kernels.fetch(package) for package in packages}
+    vmlinuz = {kernel: kernels.fetch(kernel) for kernel in selected}
     (args.out_dir / "logs").mkdir(parents=True, exist_ok=True)
     completed = {}
     with tempfile.TemporaryDirectory(prefix="uring-conform-matrix-") as scratch:
         scratch = Path(scratch)
         probe_initrd = scratch / "probe.cpio.gz"
         initramfs.build(probe_initrd, binary, "true")
-        accel = guest.choose_accel(args.accel, vmlinuz[packages[0]], probe_initrd, scratch)
+        accel = guest.choose_accel(args.accel, vmlinuz[selected[0]], probe_initrd, scratch)
         log("building initramfs")
         initrd = scratch / "initramfs.cpio.gz"
         initramfs.build(initrd, binary, initramfs.run_command(args.profile, f"qemu-{accel}", args.filter, args.timeout))
         plan = Plan(args, binary, accel, initrd, scratch)
-        for package in packages:
-            release = kernels.release_of(package)
-            runs, header, results = boot_kernel(plan, package, vmlinuz[package])
-            report = write_report(plan, release, runs, header, results)
-            completed[release] = report is not None and runs[-1].ended == "complete"
+        for kernel in selected:
+            runs, header, results = boot_kernel(plan, kernel, vmlinuz[kernel])
+            report = write_report(plan, kernel.release, runs, header, results)
+            completed[kernel.release] = report is not None and runs[-1].ended == "complete"
     incomplete = [release for release, done in completed.items() if not done]
     if incomplete:
         log("incomplete: " + ", ".join(incomplete))

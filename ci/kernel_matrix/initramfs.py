@@ -81,7 +81,7 @@ def is_static_elf(path):
     return all(int.from_bytes(data[phoff + i * phentsize:][:4], "little") != pt_interp for i in range(phnum))
 
 
-def run_command(profile, environment, run_filter=None, timeout_s=None):
+def run_command(profile, environment, run_filter=None, timeout_s=None, duration_s=None):
     """The harness command of a first boot."""
     command = ["/bin/uring-conform", "run", "--profile", profile, "--report", "/tmp/r.json",
                "--stream", "/dev/ttyS1", "--environment", environment]
@@ -89,6 +89,8 @@ def run_command(profile, environment, run_filter=None, timeout_s=None):
         command += ["--filter", run_filter]
     if timeout_s is not None:
         command += ["--timeout", f"{timeout_s:g}"]
+    if duration_s is not None:
+        command += ["--duration", f"{duration_s:g}"]
     return shlex.join(command)
 
 
