@@ -113,3 +113,34 @@ def test_output_file_is_not_overwritten_without_force(make_report, tmp_path, kci
     kcidb_validator.validate(json.loads(out.read_text()))
     assert_one_line_error(run_cli("export", "--kcidb", report, "-o", out), out)
     assert run_cli("export", "--kcidb", report, "-o", out, "--force").status == 0
+
+
+@pytest.mark.parametrize("verdict,iterations,exported_iterations", [
+    pytest.param("pass", 0, 1, id="pass-ran-once"),
+    pytest.param("fail", 0, 1, id="fail-ran-once"),
+    pytest.param("pass", 32, 32, id="pass-looped"),
+    pytest.param("hang", 5, 5, id="hang-after-rounds"),
+    pytest.param("skip", 0, None, id="skip-never-ran"),
+    pytest.param("crash", 0, None, id="crash-uncounted"),
+    pytest.param("error", 0, None, id="error-uncounted"),
+])
+def test_iterations_count_the_runs_of_the_body(make_report, kcidb_validator, verdict,
+                                               iterations, exported_iterations):
+    document = exported(make_report("6.1", verdict,
+                                    extras={DEFAULT_ID: {"iterations": iterations}}))
+    kcidb_validator.validate(document)
+    (test,) = scenario_tests(document)
+    assert test["misc"].get("iterations") == exported_iterations
+
+
+def test_expectation_and_timing_dependence_ride_along_in_misc(make_report, kcidb_validator):
+    expectation = {"status": "xfail", "expected": "fail", "reason": "known",
+                   "source": "expectations/known.toml"}
+    document = exported(make_report("6.18", "fail", metrics={DEFAULT_ID: {
+        "rounds": 60, "violations": 2}}, extras={DEFAULT_ID: {
+            "expectation": expectation, "timing_dependent": True}}))
+    kcidb_validator.validate(document)
+    (test,) = scenario_tests(document)
+    assert test["status"] == "FAIL"
+    assert test["misc"]["expectation"] == expectation
+    assert test["misc"]["timing_dependent"] is True

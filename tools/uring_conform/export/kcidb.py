@@ -90,6 +90,19 @@ def _log_excerpt(result):
     return text[:MAX_LOG_EXCERPT]
 
 
+def _iterations(result):
+    """How many times the scenario's body ran, or None when the report cannot say.
+
+    The harness counts the rounds of a looping body and leaves 0 both for a body that ran
+    once and for a scenario that never ran (skipped before the fork, or a hang, crash or
+    error decided by the runner). A pass or fail is a verdict the body reached, so it ran at
+    least once; for the others 0 is not a count, and KCIDB gets none.
+    """
+    if result["iterations"] > 0:
+        return result["iterations"]
+    return 1 if result["verdict"] in ("pass", "fail") else None
+
+
 def _architecture(machine):
     return re.sub(r"[^a-z0-9_]", "_", machine.lower())
 
@@ -115,9 +128,15 @@ def to_kcidb(report):
     for result in data["results"]:
         misc = {"scenario_id": result["id"], "verdict": result["verdict"],
                 "reason": result["reason"], "params": result["params"],
-                "iterations": result["iterations"], "metrics": _without_nulls(result["metrics"])}
-        if result.get("resumed"):
-            misc["resumed"] = True
+                "metrics": _without_nulls(result["metrics"])}
+        runs = _iterations(result)
+        if runs is not None:
+            misc["iterations"] = runs
+        # KCIDB has no status for a known issue: the raw verdict's status stays, and the
+        # known-issues entry and the timing dependence ride along for a dashboard to use.
+        for optional in ("resumed", "timing_dependent", "expectation"):
+            if result.get(optional):
+                misc[optional] = result[optional]
         test = {"id": f"{run_id}:{result['id']}", "build_id": object_id, "origin": ORIGIN,
                 "path": kcidb_path(result["id"]), "comment": result["id"],
                 "status": VERDICT_STATUS[result["verdict"]],
