@@ -19,20 +19,22 @@
 
 namespace {
 
+const uc::Family bench{"bench"};
+
 // A body that does nothing: what is left is the runner's own cost.
-const uc::Register empty_scenario{{
-    .family = "bench",
+const uc::Register<uc::NoParams> empty_scenario{{
+    .family = bench,
     .name = "empty",
     .summary = "does nothing: measures fork + watchdog + result per variant",
-    .body = [](uc::Ctx&) {}}};
+    .body = [](uc::Ctx&, const uc::NoParams&) {}}};
 
 // The least a real scenario does: one ring set up and torn down.
-const uc::Register one_ring_scenario{{
-    .family = "bench",
+const uc::Register<uc::SetupOnly> one_ring_scenario{{
+    .family = bench,
     .name = "one-ring",
     .summary = "creates one 32-entry ring: adds io_uring_setup + teardown to the runner's cost",
-    .variants = uc::grid({uc::Setup::none}),
-    .body = [](uc::Ctx& ctx) { uc::Ring ring(ctx, uc::Setup::none); }}};
+    .variants = uc::grid(uc::setups(&uc::SetupOnly::setup, {uc::Setup::none})),
+    .body = [](uc::Ctx& ctx, const uc::SetupOnly& p) { uc::Ring ring(ctx, p.setup); }}};
 
 struct Samples {
     std::vector<double> values;

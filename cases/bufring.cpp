@@ -79,20 +79,17 @@ const CapabilityProbe recv_bundle_probe{"recv_bundle", [](const Probe& probe) {
 
 // --- scenarios ---
 
-const std::vector<Params> kStarvationVariants =
-    grid(all_setups(), {{"pool", {"ring", "legacy"}}, {"bufs", {1, 2, 8, 64}}});
-
-const Register recv_starvation{{
-    .family = "bufring",
+const Register<PoolParams> recv_starvation{{
+    .family = bufring,
     .name = "recv-starvation-enobufs",
     .summary = "a sender outpacing a consumer that returns no buffer ends multishot recv with -ENOBUFS once the "
                "group is empty; after re-arming, every byte arrives once, in order",
-    .needs = {needs_op(IORING_OP_RECV), needs_capability("recv_multishot")},
-    .variants = kStarvationVariants,
-    .body = [](Ctx& ctx) {
-        PoolKind kind = pool_kind(ctx);
-        unsigned buffers = unsigned(ctx.params().num("bufs"));
-        Ring ring(ctx, ctx.params().setup_or_none(), kRoomyCq);
+    .needs = {needs_op(IORING_OP_RECV), needs_capability("recv_multishot"), pool_needs<PoolParams>()},
+    .variants = grid(setups(&PoolParams::setup, all_setups()), pool_axis(), axis("bufs", &PoolParams::bufs, {1u, 2u, 8u, 64u})),
+    .body = [](Ctx& ctx, const PoolParams& p) {
+        PoolKind kind = p.pool;
+        unsigned buffers = p.bufs;
+        Ring ring(ctx, p.setup, kRoomyCq);
         SocketPair sockets = tcp_loopback(ctx);
         Pool pool(ctx, ring, kind, buffers, BufMode::plain);
         Receiver rx(ctx, ring, pool, sockets.server.get());
@@ -120,16 +117,16 @@ const Register recv_starvation{{
         rx.report_metrics();
     }}};
 
-const Register recv_rearm{{
-    .family = "bufring",
+const Register<PoolParams> recv_rearm{{
+    .family = bufring,
     .name = "recv-enobufs-refill-rearm",
     .summary = "a consumer that refills only after -ENOBUFS and re-arms keeps a continuous stream whole: each "
                "request ends with -ENOBUFS on an empty group, the next continues at the next byte",
-    .needs = {needs_op(IORING_OP_RECV), needs_capability("recv_multishot")},
-    .variants = grid(all_setups(), {{"pool", {"ring", "legacy"}}}),
-    .body = [](Ctx& ctx) {
-        PoolKind kind = pool_kind(ctx);
-        Ring ring(ctx, ctx.params().setup_or_none(), kRoomyCq);
+    .needs = {needs_op(IORING_OP_RECV), needs_capability("recv_multishot"), pool_needs<PoolParams>()},
+    .variants = grid(setups(&PoolParams::setup, all_setups()), pool_axis()),
+    .body = [](Ctx& ctx, const PoolParams& p) {
+        PoolKind kind = p.pool;
+        Ring ring(ctx, p.setup, kRoomyCq);
         SocketPair sockets = tcp_loopback(ctx);
         constexpr unsigned kBuffers = 8;
         Pool pool(ctx, ring, kind, kBuffers, BufMode::plain);

@@ -29,17 +29,22 @@ bool stall_until_overflow(Ring& ring, uint64_t budget_ns) {
     return ring.sq_flags() & IORING_SQ_CQ_OVERFLOW;
 }
 
-const Register recv_cq_overflow{{
-    .family = "bufring",
+struct OverflowParams {
+    Setup setup;
+    unsigned cq;
+};
+
+const Register<OverflowParams> recv_cq_overflow{{
+    .family = bufring,
     .name = "recv-cq-overflow",
     .summary = "a multishot recv flooding a tiny CQ while the consumer stalls raises IORING_SQ_CQ_OVERFLOW; no CQE "
                "is lost, the overflow is flushed in order and each request ends exactly once",
     .needs = {needs_op(IORING_OP_RECV), needs_buf_ring(), needs_capability("recv_multishot"),
               needs_feature(IORING_FEAT_NODROP, "NODROP")},
-    .variants = grid(all_setups(), {{"cq", {4, 16}}}),
-    .body = [](Ctx& ctx) {
-        unsigned cq = unsigned(ctx.params().num("cq"));
-        Ring ring(ctx, ctx.params().setup_or_none(), cq);
+    .variants = grid(setups(&OverflowParams::setup, all_setups()), axis("cq", &OverflowParams::cq, {4u, 16u})),
+    .body = [](Ctx& ctx, const OverflowParams& p) {
+        unsigned cq = p.cq;
+        Ring ring(ctx, p.setup, cq);
         SocketPair sockets = tcp_loopback(ctx);
         constexpr unsigned kBuffers = 128;  // four times what is sent: only the CQ can run out
         Pool pool(ctx, ring, PoolKind::ring, kBuffers, BufMode::plain);
@@ -74,15 +79,15 @@ const Register recv_cq_overflow{{
         rx.report_metrics();
     }}};
 
-const Register recv_incremental{{
-    .family = "bufring",
+const Register<SetupOnly> recv_incremental{{
+    .family = bufring,
     .name = "recv-incremental-partial",
     .summary = "with IOU_PBUF_RING_INC receives smaller than a buffer use it piece by piece: IORING_CQE_F_BUF_MORE "
                "until it is used up, each CQE continuing where the last left off",
     .needs = {needs_op(IORING_OP_RECV), needs_buf_ring_inc(), needs_capability("recv_multishot")},
-    .variants = grid(all_setups()),
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), kRoomyCq);
+    .variants = grid(setups(&SetupOnly::setup, all_setups())),
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup, kRoomyCq);
         SocketPair sockets = tcp_loopback(ctx);
         constexpr unsigned kBuffers = 4, kLargeBuf = 4096;
         Pool pool(ctx, ring, PoolKind::ring, kBuffers, BufMode::incremental, kLargeBuf, IOU_PBUF_RING_INC);
@@ -103,16 +108,16 @@ const Register recv_incremental{{
         rx.report_metrics();
     }}};
 
-const Register recv_bundle{{
-    .family = "bufring",
+const Register<SetupOnly> recv_bundle{{
+    .family = bufring,
     .name = "recv-bundle-spans-buffers",
     .summary = "with IORING_RECVSEND_BUNDLE one CQE fills several buffers, contiguous in ring order from the id it "
                "names; bytes and buffer ids add up",
     .needs = {needs_op(IORING_OP_RECV), needs_buf_ring(), needs_feature(IORING_FEAT_RECVSEND_BUNDLE, "RECVSEND_BUNDLE"),
               needs_capability("recv_multishot"), needs_capability("recv_bundle")},
-    .variants = grid(all_setups()),
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), kRoomyCq);
+    .variants = grid(setups(&SetupOnly::setup, all_setups())),
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup, kRoomyCq);
         SocketPair sockets = tcp_loopback(ctx);
         constexpr unsigned kBuffers = 32, kSmallBuf = 64;
         Pool pool(ctx, ring, PoolKind::ring, kBuffers, BufMode::bundle, kSmallBuf);

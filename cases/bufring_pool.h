@@ -271,20 +271,26 @@ inline void check_bytes(Ctx& ctx, const Pool& pool, uint64_t sent) {
     ctx.expect(byte_conservation(pool.log(), pool.mode(), sent));
 }
 
-inline PoolKind pool_kind(Ctx& ctx) {
-    std::string kind = ctx.params().text("pool");
-    if (kind == "legacy") {
-        // Legacy provided buffers need their opcode and a multishot recv that takes them.
-        if (!ctx.probe().has_op(IORING_OP_PROVIDE_BUFFERS))
-            ctx.skip("kernel lacks IORING_OP_PROVIDE_BUFFERS (io_uring_register PROBE)");
-        if (!ctx.probe().capability("recv_multishot_legacy_buffers"))
-            ctx.skip("kernel lacks recv_multishot_legacy_buffers (probe: tried it and the kernel refused)");
-        return PoolKind::legacy;
-    }
-    if (!ctx.probe().buf_ring)
-        ctx.skip("kernel lacks provided buffer rings (IORING_REGISTER_PBUF_RING refused)");
-    return PoolKind::ring;
+// What the variant's pool needs: legacy provided buffers their opcode and a
+// multishot recv that takes them, a buffer ring its registration.
+template <typename P>
+Need<P> pool_needs() {
+    return Need<P>([](const Probe& probe, const P& p) -> std::optional<std::string> {
+        if (p.pool == PoolKind::ring) return needs_buf_ring()(probe);
+        if (auto why = needs_op(IORING_OP_PROVIDE_BUFFERS)(probe)) return why;
+        return needs_capability("recv_multishot_legacy_buffers")(probe);
+    });
 }
+
+inline const Family bufring{"bufring"};
+
+// Parameters of the scenarios that run on either kind of pool.
+struct PoolParams {
+    Setup setup;
+    PoolKind pool;
+    unsigned bufs = 8;
+};
+inline auto pool_axis() { return axis("pool", &PoolParams::pool, {{PoolKind::ring, "ring"}, {PoolKind::legacy, "legacy"}}); }
 
 // Writes `total` pattern bytes in chunks of varying size from its own
 // thread, then shuts the write side: a peer that keeps sending whatever the

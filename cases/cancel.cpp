@@ -90,14 +90,14 @@ const CapabilityProbe cancel_fd_fixed_probe{"cancel_fd_fixed", [](const Probe&) 
 
 // --- basic results ---
 
-const Register pending_read_canceled{{
-    .family = "cancel",
+const Register<SetupOnly> pending_read_canceled{{
+    .family = cancel,
     .name = "pending-read-canceled",
     .summary = "cancel by user_data of a pending pipe read: cancel CQE 0, read CQE -ECANCELED, once each",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL)},
     .variants = kSetups,
-    .body = [](Ctx& ctx) {
-        PendingPipeRead pending(ctx, kTarget);
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        PendingPipeRead pending(ctx, p.setup, kTarget);
         Ring& ring = pending.ring;
         io_uring_prep_cancel64(ring.sqe(kCancel, "cancel by user_data"), kTarget, 0);
         ring.submit();
@@ -108,14 +108,14 @@ const Register pending_read_canceled{{
         ctx.expect_eq(cqe_res(ring, kTarget), -ECANCELED, "pending request after its cancel");
     }}};
 
-const Register unknown_user_data{{
-    .family = "cancel",
+const Register<SetupOnly> unknown_user_data{{
+    .family = cancel,
     .name = "unknown-user-data-enoent",
     .summary = "cancel of a user_data never submitted returns -ENOENT and leaves the pending request alone",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL)},
     .variants = kSetups,
-    .body = [](Ctx& ctx) {
-        PendingPipeRead pending(ctx, kOther);
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        PendingPipeRead pending(ctx, p.setup, kOther);
         Ring& ring = pending.ring;
         Pipe& pipe = pending.pipe;
         io_uring_prep_cancel64(ring.sqe(kCancel, "cancel of an unknown user_data"), 0xdead, 0);
@@ -174,21 +174,29 @@ struct TempFifo {
     }
 };
 
-const Register running_request{{
-    .family = "cancel",
+// The request that blocks in an io-wq worker.
+enum class BlockingOp { openat, splice };
+struct RunningParams {
+    Setup setup;
+    BlockingOp op;
+};
+
+const Register<RunningParams> running_request{{
+    .family = cancel,
     .name = "running-request-ealready",
     .summary = "cancel of a request blocked in io-wq returns -EALREADY or 0; the request still ends once, -EINTR or -ECANCELED",
     .needs = {needs_op(IORING_OP_OPENAT), needs_op(IORING_OP_SPLICE), needs_op(IORING_OP_ASYNC_CANCEL)},
-    .variants = grid(all_setups(), {{"op", {"openat", "splice"}}}),
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
+    .variants = grid(setups(&RunningParams::setup, all_setups()),
+                     axis("op", &RunningParams::op, {{BlockingOp::openat, "openat"}, {BlockingOp::splice, "splice"}})),
+    .body = [](Ctx& ctx, const RunningParams& p) {
+        Ring ring(ctx, p.setup);
         TempFifo fifo(ctx);
         Pipe pipe = make_pipe(ctx);
         Fd null_fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
         if (!null_fd) ctx.error("open /dev/null: " + errno_name(errno));
         // Neither completes on its own: nobody opens the FIFO for writing,
         // nobody writes to the pipe. Both block in an io-wq worker.
-        bool openat = ctx.params().text("op") == "openat";
+        bool openat = p.op == BlockingOp::openat;
         io_uring_sqe* sqe = ring.sqe(kTarget, openat ? "openat of a FIFO" : "splice from an empty pipe");
         if (openat)
             io_uring_prep_openat(sqe, AT_FDCWD, fifo.path.c_str(), O_RDONLY | O_CLOEXEC, 0);
@@ -213,15 +221,15 @@ const Register running_request{{
 
 // --- what a cancel matches: ALL, FD, ANY, FD_FIXED, OP ---
 
-const Register cancel_all{{
-    .family = "cancel",
+const Register<SetupOnly> cancel_all{{
+    .family = cancel,
     .name = "cancel-all-counts",
     .summary = "IORING_ASYNC_CANCEL_ALL on a user_data shared by 3 reads returns 3; each read ends -ECANCELED once",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL), needs_capability("cancel_all")},
     .variants = kSetups,
-    .body = [](Ctx& ctx) {
+    .body = [](Ctx& ctx, const SetupOnly& p) {
         constexpr size_t kReads = 3;
-        Ring ring(ctx, ctx.params().setup_or_none());
+        Ring ring(ctx, p.setup);
         Pipe pipe = make_pipe(ctx), other = make_pipe(ctx);
         uint64_t bufs[kReads + 1] = {};
         for (size_t i = 0; i < kReads; ++i) prep_pipe_read(ring, kTarget, pipe.read.get(), &bufs[i]);
@@ -244,15 +252,15 @@ const Register cancel_all{{
 
 constexpr uint64_t kReadA1 = 11, kReadA2 = 12, kReadB = 13, kCancelFirst = 21, kCancelRest = 22;
 
-const Register cancel_fd{{
-    .family = "cancel",
+const Register<SetupOnly> cancel_fd{{
+    .family = cancel,
     .name = "cancel-fd-matches-fd",
     .summary = "IORING_ASYNC_CANCEL_FD cancels one read on that fd, with ALL the rest; a read on another fd stays pending",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL), needs_capability("cancel_fd"),
               needs_capability("cancel_all")},
     .variants = kSetups,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup);
         Pipe a = make_pipe(ctx), b = make_pipe(ctx);
         uint64_t bufs[3] = {};
         prep_pipe_read(ring, kReadA1, a.read.get(), &bufs[0]);
@@ -279,22 +287,27 @@ const Register cancel_fd{{
         complete_pending_read(ctx, ring, kReadB, b.write.get(), "read on the other fd once data arrives");
     }}};
 
-const Register cancel_any{{
-    .family = "cancel",
+struct AnyParams {
+    Setup setup;
+    bool with_all;  // IORING_ASYNC_CANCEL_ALL as well
+};
+
+const Register<AnyParams> cancel_any{{
+    .family = cancel,
     .name = "cancel-any-matches-every-request",
     .summary = "IORING_ASYNC_CANCEL_ANY ignores user_data and fd: its count equals the reads it ended; with ALL, all 3",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL), needs_capability("cancel_any"),
               needs_capability("cancel_all")},
-    .variants = grid(all_setups(), {{"flags", {"any", "any_all"}}}),
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
+    .variants = grid(setups(&AnyParams::setup, all_setups()),
+                     axis("flags", &AnyParams::with_all, {{false, "any"}, {true, "any_all"}})),
+    .body = [](Ctx& ctx, const AnyParams& p) {
+        Ring ring(ctx, p.setup);
         Pipe pipes[3] = {make_pipe(ctx), make_pipe(ctx), make_pipe(ctx)};
         const uint64_t reads[] = {kReadA1, kReadA2, kReadB};
         uint64_t bufs[3] = {};
         for (size_t i = 0; i < 3; ++i) prep_pipe_read(ring, reads[i], pipes[i].read.get(), &bufs[i]);
         issue(ring);
-        bool with_all = ctx.params().text("flags") == "any_all";
-        unsigned flags = IORING_ASYNC_CANCEL_ANY | (with_all ? IORING_ASYNC_CANCEL_ALL : 0);
+        unsigned flags = IORING_ASYNC_CANCEL_ANY | (p.with_all ? IORING_ASYNC_CANCEL_ALL : 0);
         io_uring_prep_cancel64(ring.sqe(kCancelFirst, "cancel any"), 0, int(flags));
         ring.submit();
         ring.reap_until_final(kCancelFirst);
@@ -309,21 +322,21 @@ const Register cancel_any{{
         ctx.metric("any_canceled", count);
         ctx.expect_true(count >= 1 && size_t(count) == ended,
                         str("IORING_ASYNC_CANCEL_ANY returned ", res_text(count), " while ", ended, " of 3 reads ended"));
-        if (with_all) ctx.expect_eq(count, 3, "IORING_ASYNC_CANCEL_ANY|ALL count with 3 pending reads");
+        if (p.with_all) ctx.expect_eq(count, 3, "IORING_ASYNC_CANCEL_ANY|ALL count with 3 pending reads");
         io_uring_prep_cancel64(ring.sqe(kCancelRest, "cancel any, all"), 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
         ring.submit();
         const CancelRequest cancels[] = {{kCancelFirst, CancelReport::count, reads}, {kCancelRest, CancelReport::count, reads}};
         finish(ctx, ring, {.targets = reads, .cancels = cancels, .targets_may_complete = false});
     }}};
 
-const Register cancel_fd_fixed{{
-    .family = "cancel",
+const Register<SetupOnly> cancel_fd_fixed{{
+    .family = cancel,
     .name = "cancel-fd-fixed-matches-slot",
     .summary = "IORING_ASYNC_CANCEL_FD_FIXED cancels the read on that registered slot; the read on another slot stays",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL), needs_capability("cancel_fd_fixed")},
     .variants = kSetups,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup);
         Pipe a = make_pipe(ctx), b = make_pipe(ctx);
         int files[2] = {a.read.get(), b.read.get()};
         if (int ret = io_uring_register_files(ring.get(), files, 2); ret < 0) ctx.error("io_uring_register_files: " + errno_name(ret));
@@ -345,15 +358,15 @@ const Register cancel_fd_fixed{{
         complete_pending_read(ctx, ring, kOther, b.write.get(), "read on fixed slot 1 once data arrives");
     }}};
 
-const Register cancel_op{{
-    .family = "cancel",
+const Register<SetupOnly> cancel_op{{
+    .family = cancel,
     .name = "cancel-op-matches-opcode",
     .summary = "IORING_ASYNC_CANCEL_OP with IORING_OP_READ cancels the pending read, not the pending poll",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_POLL_ADD), needs_op(IORING_OP_ASYNC_CANCEL),
               needs_capability("cancel_op")},
     .variants = kSetups,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup);
         Pipe a = make_pipe(ctx), b = make_pipe(ctx);
         uint64_t buf = 0;
         prep_pipe_read(ring, kTarget, a.read.get(), &buf);

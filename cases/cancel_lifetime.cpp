@@ -49,14 +49,14 @@ void prep_read_with_link_timeout(Ring& ring, int fd, uint64_t* buf, __kernel_tim
     io_uring_prep_link_timeout(ring.sqe(kLinkTimeout, "link timeout"), ts, 0);
 }
 
-const Register link_timeout_expires{{
-    .family = "cancel",
+const Register<SetupOnly> link_timeout_expires{{
+    .family = cancel,
     .name = "link-timeout-expiry-cancels-read",
     .summary = "a linked timeout that expires cancels the read (-ECANCELED) and completes with -ETIME",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_LINK_TIMEOUT)},
     .variants = kSetups,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup);
         Pipe pipe = make_pipe(ctx);
         uint64_t buf = 0;
         __kernel_timespec ten_ms{0, 10'000'000};
@@ -71,14 +71,14 @@ const Register link_timeout_expires{{
         ctx.expect(single_completion(ring.trace().all(), kLinkTimeout, {-ETIME}));
     }}};
 
-const Register read_first{{
-    .family = "cancel",
+const Register<SetupOnly> read_first{{
+    .family = cancel,
     .name = "read-first-cancels-link-timeout",
     .summary = "a read that completes before its linked timeout returns its data; the timeout ends -ECANCELED",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_LINK_TIMEOUT)},
     .variants = kSetups,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup);
         Pipe pipe = make_pipe(ctx);
         uint64_t buf = 0;
         __kernel_timespec five_s{5, 0};
@@ -106,18 +106,25 @@ bool readers_gone(int write_fd, int timeout_ms) {
     return poll(&pfd, 1, timeout_ms) == 1 && (pfd.revents & POLLERR);
 }
 
-const Register close_keeps_pending{{
-    .family = "cancel",
+enum class CloseBy { syscall, io_uring };
+struct CloseParams {
+    Setup setup;
+    CloseBy close;
+};
+
+const Register<CloseParams> close_keeps_pending{{
+    .family = cancel,
     .name = "close-keeps-request-pending",
     .summary = "closing the fd of a pending read (close(2) or IORING_OP_CLOSE) does not cancel it; data still completes it",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_CLOSE)},
-    .variants = grid(all_setups(), {{"close", {"syscall", "io_uring"}}}),
-    .body = [](Ctx& ctx) {
-        PendingPipeRead pending(ctx, kTarget);
+    .variants = grid(setups(&CloseParams::setup, all_setups()),
+                     axis("close", &CloseParams::close, {{CloseBy::syscall, "syscall"}, {CloseBy::io_uring, "io_uring"}})),
+    .body = [](Ctx& ctx, const CloseParams& p) {
+        PendingPipeRead pending(ctx, p.setup, kTarget);
         Ring& ring = pending.ring;
         Pipe& pipe = pending.pipe;
         int fd = pipe.read.release();
-        if (ctx.params().text("close") == "syscall") {
+        if (p.close == CloseBy::syscall) {
             if (close(fd) < 0) ctx.error("close: " + errno_name(errno));
         } else {
             io_uring_prep_close(ring.sqe(kClose, "IORING_OP_CLOSE"), fd);
@@ -164,19 +171,25 @@ bool read_byte(int fd, int timeout_ms) {
     return poll(&pfd, 1, timeout_ms) == 1 && read(fd, &byte, 1) == 1;
 }
 
-const Register ring_exit{{
-    .family = "cancel",
+struct ExitParams {
+    Setup setup;
+    bool process_exit;  // the process exits instead of calling io_uring_queue_exit()
+};
+
+const Register<ExitParams> ring_exit{{
+    .family = cancel,
     .name = "ring-exit-cancels-pending",
     .summary = "io_uring_queue_exit() or process exit cancels a pending read: it drops its file reference",
     .needs = {needs_op(IORING_OP_READ)},
-    .variants = grid(all_setups(), {{"exit", {"queue_exit", "process_exit"}}}),
-    .body = [](Ctx& ctx) {
+    .variants = grid(setups(&ExitParams::setup, all_setups()),
+                     axis("exit", &ExitParams::process_exit, {{false, "queue_exit"}, {true, "process_exit"}})),
+    .body = [](Ctx& ctx, const ExitParams& p) {
         Pipe data = make_pipe(ctx), report = make_pipe(ctx), control = make_pipe(ctx);
-        bool process_exit = ctx.params().text("exit") == "process_exit";
+        bool process_exit = p.process_exit;
         pid_t pid = fork();
         if (pid < 0) ctx.error("fork: " + errno_name(errno));
         if (pid == 0)
-            ring_exit_child(ctx.params().setup_or_none(), process_exit, data.read.get(), report.write.get(), control.read.get());
+            ring_exit_child(p.setup, process_exit, data.read.get(), report.write.get(), control.read.get());
         data.read.reset();
         report.write.reset();
         bool submitted = read_byte(report.read.get(), 5000);
@@ -199,17 +212,23 @@ const Register ring_exit{{
 
 // --- synchronous cancelation ---
 
-const Register sync_cancel{{
-    .family = "cancel",
+struct SyncParams {
+    Setup setup;
+    bool bounded;  // a 1 s timeout instead of none
+};
+
+const Register<SyncParams> sync_cancel{{
+    .family = cancel,
     .name = "sync-cancel-pending-read",
     .summary = "io_uring_register_sync_cancel() of a pending read returns 0 once it is canceled; unknown user_data: -ENOENT",
     .needs = {needs_op(IORING_OP_READ), needs_capability("sync_cancel")},
-    .variants = grid(all_setups(), {{"timeout", {"none", "1s"}}}),
-    .body = [](Ctx& ctx) {
-        PendingPipeRead pending(ctx, kTarget);
+    .variants = grid(setups(&SyncParams::setup, all_setups()),
+                     axis("timeout", &SyncParams::bounded, {{false, "none"}, {true, "1s"}})),
+    .body = [](Ctx& ctx, const SyncParams& p) {
+        PendingPipeRead pending(ctx, p.setup, kTarget);
         Ring& ring = pending.ring;
         // io_uring_register_sync_cancel(3): tv_sec and tv_nsec of -1 mean no timeout.
-        bool bounded = ctx.params().text("timeout") == "1s";
+        bool bounded = p.bounded;
         io_uring_sync_cancel_reg reg{};
         reg.addr = kTarget;
         reg.timeout.tv_sec = bounded ? 1 : -1;
@@ -262,17 +281,23 @@ std::vector<Cqe> cqes_of(const Ring& ring, uint64_t a, uint64_t b) {
     return out;
 }
 
-const Register multishot_cancel{{
-    .family = "cancel",
+enum class MultishotOp { poll, timeout };
+struct MultishotParams {
+    Setup setup;
+    MultishotOp op;
+};
+
+const Register<MultishotParams> multishot_cancel{{
+    .family = cancel,
     .name = "multishot-cancel-ends-without-more",
     .summary = "async cancel of a live multishot poll or timeout: cancel CQE 0, then one final -ECANCELED CQE without F_MORE",
-    .needs = {needs_op(IORING_OP_POLL_ADD), needs_op(IORING_OP_TIMEOUT), needs_op(IORING_OP_ASYNC_CANCEL)},
-    .variants = grid(all_setups(), {{"op", {"poll", "timeout"}}}),
-    .body = [](Ctx& ctx) {
-        bool poll_op = ctx.params().text("op") == "poll";
-        if (!poll_op && !ctx.probe().capability("timeout_multishot"))
-            ctx.skip("kernel lacks timeout_multishot (probe: tried it and the kernel refused)");
-        Ring ring(ctx, ctx.params().setup_or_none());
+    .needs = {needs_op(IORING_OP_POLL_ADD), needs_op(IORING_OP_TIMEOUT), needs_op(IORING_OP_ASYNC_CANCEL),
+              when(&MultishotParams::op, MultishotOp::timeout, needs_capability("timeout_multishot"))},
+    .variants = grid(setups(&MultishotParams::setup, all_setups()),
+                     axis("op", &MultishotParams::op, {{MultishotOp::poll, "poll"}, {MultishotOp::timeout, "timeout"}})),
+    .body = [](Ctx& ctx, const MultishotParams& p) {
+        bool poll_op = p.op == MultishotOp::poll;
+        Ring ring(ctx, p.setup);
         Pipe pipe = make_pipe(ctx);
         __kernel_timespec every_ms{0, 1'000'000};
         int rounds = ctx.pick(16, 128, 1024);

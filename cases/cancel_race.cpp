@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "cancel_checks.h"
+#include "cancel_rounds.h"
 #include "ring.h"
 #include "scenario.h"
 
@@ -353,15 +354,6 @@ void judge(Ctx& ctx, const Race& race, const Worker* workers, uint64_t started_n
         if (workers[i].stop) throw *workers[i].stop;
 }
 
-CancelBy parse_cancel_by(Ctx& ctx) {
-    std::string text = ctx.params().text("cancel");
-    if (text == "fd" && !ctx.probe().capability("cancel_fd"))
-        ctx.skip("kernel lacks cancel_fd (probe: IORING_ASYNC_CANCEL_FD refused)");
-    if (text == "any" && !ctx.probe().capability("cancel_any"))
-        ctx.skip("kernel lacks cancel_any (probe: IORING_ASYNC_CANCEL_ANY refused)");
-    return text == "fd" ? CancelBy::fd : text == "any" ? CancelBy::any : CancelBy::user_data;
-}
-
 // Waits on the race's condition until `done` or `until_ns`; false on timeout.
 template <typename Done>
 bool wait_until(Race& race, uint64_t until_ns, Done done) {
@@ -374,22 +366,34 @@ bool wait_until(Race& race, uint64_t until_ns, Done done) {
     return true;
 }
 
-const Register eventfd_race{{
-    .family = "cancel",
+struct RaceParams {
+    Setup setup;
+    unsigned threads;
+    unsigned value;  // what the writes add to the eventfds (0: a write wakes nobody)
+    CancelBy cancel;
+};
+
+const Register<RaceParams> eventfd_race{{
+    .family = cancel_family::cancel,
     .name = "eventfd-race-every-request-completes",
     .summary = "N threads read, write and cancel-read shared eventfds: every request yields exactly one CQE each iteration",
-    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_WRITE), needs_op(IORING_OP_ASYNC_CANCEL)},
-    .variants = grid(all_setups(), {{"threads", {2, 4, 8, 16}}, {"value", {0, 1}}, {"cancel", {"user_data", "fd", "any"}}}),
-    .body = [](Ctx& ctx) {
-        CancelBy by = parse_cancel_by(ctx);
-        auto threads = unsigned(ctx.params().num("threads"));
+    .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_WRITE), needs_op(IORING_OP_ASYNC_CANCEL),
+              when(&RaceParams::cancel, CancelBy::fd, needs_capability("cancel_fd")),
+              when(&RaceParams::cancel, CancelBy::any, needs_capability("cancel_any"))},
+    .variants = grid(setups(&RaceParams::setup, all_setups()), axis("threads", &RaceParams::threads, {2u, 4u, 8u, 16u}),
+                     axis("value", &RaceParams::value, {0u, 1u}),
+                     axis("cancel", &RaceParams::cancel,
+                          {{CancelBy::user_data, "user_data"}, {CancelBy::fd, "fd"}, {CancelBy::any, "any"}})),
+    .body = [](Ctx& ctx, const RaceParams& p) {
+        CancelBy by = p.cancel;
+        unsigned threads = p.threads;
         double budget_s = ctx.budget_s(0.15, 3, 60);
         uint64_t budget_ns = uint64_t(budget_s * 1e9);
         // The last iteration must be able to miss its deadline before the
         // scenario's (budget_s() keeps the budget under half the watchdog's).
         uint64_t now = now_ns(), end = now + budget_ns;
         uint64_t room_ns = ctx.deadline_ns() > end ? ctx.deadline_ns() - end : 0;
-        Race race{ctx, ctx.params().setup_or_none(), threads, uint64_t(ctx.params().num("value")), by,
+        Race race{ctx, p.setup, threads, uint64_t(p.value), by,
                   std::clamp<uint64_t>(room_ns / 2, 100'000'000, 5'000'000'000)};
         std::vector<Fd> eventfds;
         for (unsigned i = 0; i < threads; ++i) {

@@ -22,7 +22,8 @@ constexpr uint64_t kOther = 3;    // a request no cancel may touch
 constexpr uint64_t kBarrier = 9;  // NOP whose CQE says the SQEs before it were issued
 constexpr uint64_t kQuietNs = 20'000'000;  // "nothing more comes": 20 ms of silence
 
-inline const std::vector<Params> kSetups = grid(all_setups());
+inline const Family cancel{"cancel"};
+inline const auto kSetups = grid(setups(&SetupOnly::setup, all_setups()));
 // --- shared pieces ---
 
 // Submits what is queued plus a NOP and reaps up to the NOP's CQE. SQEs are
@@ -75,7 +76,7 @@ struct PendingPipeRead {
     Pipe pipe;
     uint64_t buf = 0;
 
-    PendingPipeRead(Ctx& ctx, uint64_t user_data) : ring(ctx, ctx.params().setup_or_none()), pipe(make_pipe(ctx)) {
+    PendingPipeRead(Ctx& ctx, Setup setup, uint64_t user_data) : ring(ctx, setup), pipe(make_pipe(ctx)) {
         prep_pipe_read(ring, user_data, pipe.read.get(), &buf);
         issue(ring);
     }

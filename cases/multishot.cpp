@@ -25,7 +25,14 @@ constexpr uint64_t kCancel = 2;  // user_data of the cancel / remove request
 constexpr uint16_t kGroup = 1;   // buffer group id
 constexpr uint64_t kQuietNs = 20'000'000;  // "nothing follows the final CQE": 20 ms of silence
 
-const std::vector<Params> kVariants = grid(all_setups(), {{"cq", {8, 256}}});
+const Family multishot{"multishot"};
+
+// Every scenario runs under each setup mode with a tiny and a roomy CQ.
+struct Params {
+    Setup setup;
+    unsigned cq;
+};
+const auto kVariants = grid(setups(&Params::setup, all_setups()), axis("cq", &Params::cq, {8u, 256u}));
 
 // --- capability probes: tried on a scratch ring, -EINVAL means "unknown flag" ---
 
@@ -113,14 +120,14 @@ void cancel_target(Ring& ring) {
 
 // --- scenarios ---
 
-const Register recv_peer_close{{
-    .family = "multishot",
+const Register<Params> recv_peer_close{{
+    .family = multishot,
     .name = "recv-peer-close",
     .summary = "multishot recv on TCP ends with res 0 without F_MORE after the peer shuts down",
     .needs = {needs_op(IORING_OP_RECV), needs_buf_ring(), needs_capability("recv_multishot")},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), unsigned(ctx.params().num("cq")));
+    .body = [](Ctx& ctx, const Params& p) {
+        Ring ring(ctx, p.setup, p.cq);
         SocketPair sockets = tcp_loopback(ctx);
         BufRing bufs(ring, kGroup, 16, 256);
         io_uring_sqe* sqe = ring.sqe(kTarget, "multishot recv");
@@ -141,14 +148,14 @@ const Register recv_peer_close{{
         ctx.add_iterations(uint64_t(messages));
     }}};
 
-const Register recv_enobufs{{
-    .family = "multishot",
+const Register<Params> recv_enobufs{{
+    .family = multishot,
     .name = "recv-enobufs",
     .summary = "multishot recv ends with -ENOBUFS without F_MORE once the buffer ring is empty; no data lost",
     .needs = {needs_op(IORING_OP_RECV), needs_buf_ring(), needs_capability("recv_multishot")},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), unsigned(ctx.params().num("cq")));
+    .body = [](Ctx& ctx, const Params& p) {
+        Ring ring(ctx, p.setup, p.cq);
         SocketPair sockets = tcp_loopback(ctx);
         constexpr unsigned kBuffers = 2;
         BufRing bufs(ring, kGroup, kBuffers, 256);
@@ -177,15 +184,15 @@ const Register recv_enobufs{{
         ctx.expect_true(n == 64 && rest == last, "data that met -ENOBUFS must stay queued in the socket");
     }}};
 
-const Register recv_cancel{{
-    .family = "multishot",
+const Register<Params> recv_cancel{{
+    .family = multishot,
     .name = "recv-cancel",
     .summary = "async cancel ends multishot recv with one final -ECANCELED CQE without F_MORE",
     .needs = {needs_op(IORING_OP_RECV), needs_op(IORING_OP_ASYNC_CANCEL), needs_buf_ring(),
               needs_capability("recv_multishot")},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), unsigned(ctx.params().num("cq")));
+    .body = [](Ctx& ctx, const Params& p) {
+        Ring ring(ctx, p.setup, p.cq);
         SocketPair sockets = tcp_loopback(ctx);
         BufRing bufs(ring, kGroup, 8, 256);
         io_uring_sqe* sqe = ring.sqe(kTarget, "multishot recv");
@@ -203,14 +210,14 @@ const Register recv_cancel{{
         ctx.expect(single_completion(ring.trace().all(), kCancel, {0}));
     }}};
 
-const Register accept_cancel{{
-    .family = "multishot",
+const Register<Params> accept_cancel{{
+    .family = multishot,
     .name = "accept-cancel",
     .summary = "multishot accept posts one F_MORE CQE per connection, then -ECANCELED without F_MORE on cancel",
     .needs = {needs_op(IORING_OP_ACCEPT), needs_op(IORING_OP_ASYNC_CANCEL), needs_capability("accept_multishot")},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), unsigned(ctx.params().num("cq")));
+    .body = [](Ctx& ctx, const Params& p) {
+        Ring ring(ctx, p.setup, p.cq);
         Listener listener = tcp_listener(ctx);
         io_uring_prep_multishot_accept(ring.sqe(kTarget, "multishot accept"), listener.fd.get(), nullptr, nullptr, 0);
         ring.submit();
@@ -233,14 +240,14 @@ const Register accept_cancel{{
         ctx.add_iterations(uint64_t(connections));
     }}};
 
-const Register poll_remove{{
-    .family = "multishot",
+const Register<Params> poll_remove{{
+    .family = multishot,
     .name = "poll-remove",
     .summary = "multishot poll reports each readiness with F_MORE; poll remove ends it with -ECANCELED",
     .needs = {needs_op(IORING_OP_POLL_ADD), needs_op(IORING_OP_POLL_REMOVE)},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), unsigned(ctx.params().num("cq")));
+    .body = [](Ctx& ctx, const Params& p) {
+        Ring ring(ctx, p.setup, p.cq);
         Pipe pipe = make_pipe(ctx);
         io_uring_prep_poll_multishot(ring.sqe(kTarget, "multishot poll"), pipe.read.get(), POLLIN);
         ring.submit();
@@ -263,14 +270,14 @@ const Register poll_remove{{
         ctx.add_iterations(uint64_t(rounds));
     }}};
 
-const Register timeout_count{{
-    .family = "multishot",
+const Register<Params> timeout_count{{
+    .family = multishot,
     .name = "timeout-count",
     .summary = "multishot timeout with count N posts N -ETIME CQEs, only the last without F_MORE",
     .needs = {needs_op(IORING_OP_TIMEOUT), needs_capability("timeout_multishot")},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), unsigned(ctx.params().num("cq")));
+    .body = [](Ctx& ctx, const Params& p) {
+        Ring ring(ctx, p.setup, p.cq);
         // Fewer expirations than the smallest CQ: even an unreaped ring cannot overflow.
         constexpr unsigned kCount = 4;
         __kernel_timespec every_5ms{0, 5'000'000};
@@ -282,14 +289,14 @@ const Register timeout_count{{
         ctx.expect_eq(ring.trace().for_request(kTarget).size(), size_t(kCount), "CQEs of a multishot timeout with count");
     }}};
 
-const Register read_eof{{
-    .family = "multishot",
+const Register<Params> read_eof{{
+    .family = multishot,
     .name = "read-eof",
     .summary = "multishot read of a pipe delivers every byte in provided buffers, then ends with res 0 at EOF",
     .needs = {needs_op(compat::op_read_multishot), needs_buf_ring()},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), unsigned(ctx.params().num("cq")));
+    .body = [](Ctx& ctx, const Params& p) {
+        Ring ring(ctx, p.setup, p.cq);
         Pipe pipe = make_pipe(ctx);
         BufRing bufs(ring, kGroup, 16, 256);
         // io_uring_prep_read_multishot(3) (liburing 2.5+): len 0, buffer select.
@@ -310,15 +317,15 @@ const Register read_eof{{
         ctx.add_iterations(uint64_t(chunks));
     }}};
 
-const Register recvmsg_cancel{{
-    .family = "multishot",
+const Register<Params> recvmsg_cancel{{
+    .family = multishot,
     .name = "recvmsg-cancel",
     .summary = "multishot recvmsg lays out io_uring_recvmsg_out + payload per datagram; cancel ends it",
     .needs = {needs_op(IORING_OP_RECVMSG), needs_op(IORING_OP_ASYNC_CANCEL), needs_buf_ring(),
               needs_capability("recvmsg_multishot")},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), unsigned(ctx.params().num("cq")));
+    .body = [](Ctx& ctx, const Params& p) {
+        Ring ring(ctx, p.setup, p.cq);
         SocketPair sockets = udp_loopback(ctx);
         BufRing bufs(ring, kGroup, 16, 512);
         msghdr msg{};

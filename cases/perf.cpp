@@ -28,7 +28,8 @@ namespace {
 using namespace uc;
 
 // Task-work delivery is what differs most between setup modes and kernels.
-const std::vector<Params> kVariants = grid({Setup::none, Setup::defer_taskrun});
+const Family perf{"perf"};
+const auto kVariants = grid(setups(&SetupOnly::setup, {Setup::none, Setup::defer_taskrun}));
 
 double budget_s(const Ctx& ctx) { return ctx.budget_s(0.4, 2, 10); }
 
@@ -76,8 +77,8 @@ constexpr int kMessagesPerSample = 8;
 // are recycled at once. Every byte is checked against what was sent.
 class RecvRace {
   public:
-    explicit RecvRace(Ctx& ctx)
-        : ctx_(ctx), ring_(ctx, ctx.params().setup_or_none(), 64), oneshot_(tcp_loopback(ctx)),
+    RecvRace(Ctx& ctx, Setup setup)
+        : ctx_(ctx), ring_(ctx, setup, 64), oneshot_(tcp_loopback(ctx)),
           multishot_(tcp_loopback(ctx)), bufs_(ring_, kGroup, 16, kMessage) {
         io_uring_sqe* sqe = ring_.sqe(kMultishot, "multishot recv");
         io_uring_prep_recv_multishot(sqe, multishot_.server.get(), nullptr, 0, 0);
@@ -164,15 +165,15 @@ class RecvRace {
     uint64_t oneshot_sent_ = 0, oneshot_received_ = 0, multishot_sent_ = 0, multishot_received_ = 0;
 };
 
-const Register recv_multishot_vs_oneshot{{
-    .family = "perf",
+const Register<SetupOnly> recv_multishot_vs_oneshot{{
+    .family = perf,
     .name = "recv-multishot-vs-oneshot",
     .summary = "loopback TCP messages/s: one multishot recv vs a one-shot recv armed per message (metrics)",
     .needs = {needs_op(IORING_OP_RECV), needs_op(IORING_OP_ASYNC_CANCEL), needs_buf_ring(),
               needs_capability("recv_multishot")},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        RecvRace race(ctx);
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        RecvRace race(ctx, p.setup);
         Alternated t = alternate(
             budget_s(ctx), [&] { return race.oneshot_sample(); }, [&] { return race.multishot_sample(); });
         race.finish();
@@ -221,14 +222,14 @@ double nop_sample(Ctx& ctx, Ring& ring, unsigned batch) {
     return double(now_ns() - start);
 }
 
-const Register nop_batch{{
-    .family = "perf",
+const Register<SetupOnly> nop_batch{{
+    .family = perf,
     .name = "nop-batch",
     .summary = "NOPs/s submitted 32 per io_uring_enter vs 1 per io_uring_enter (metrics)",
     .needs = {needs_op(IORING_OP_NOP)},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), 2 * kBatch, kBatch);
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup, 2 * kBatch, kBatch);
         Alternated t = alternate(
             budget_s(ctx), [&] { return nop_sample(ctx, ring, 1); }, [&] { return nop_sample(ctx, ring, kBatch); });
         double single = per_second(kEntersPerSample, quantile(t.a_ns, 0.5));
@@ -278,14 +279,14 @@ double nop_round_trip(Ring& ring) {
     return elapsed;
 }
 
-const Register cancel_latency{{
-    .family = "perf",
+const Register<SetupOnly> cancel_latency{{
+    .family = perf,
     .name = "cancel-latency",
     .summary = "async cancel of a pending pipe read: round-trip p50/p99, against a NOP round trip (metrics)",
     .needs = {needs_op(IORING_OP_READ), needs_op(IORING_OP_ASYNC_CANCEL)},
     .variants = kVariants,
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none(), 64);
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup, 64);
         Pipe pipe = make_pipe(ctx);
         Alternated t = alternate(
             budget_s(ctx), [&] { return nop_round_trip(ring); },

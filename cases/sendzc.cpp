@@ -34,33 +34,37 @@ using namespace sendzc_family;
 // datagram, so at most 65,507 bytes over IPv4 (65,535 - 20 IP - 8 UDP header;
 // one byte more is -EMSGSIZE, which failed-send-notif-iff-more uses): 1 B,
 // 4 KiB, and that maximum.
-struct PayloadSize {
-    const char* name;
-    size_t bytes;
-};
-constexpr PayloadSize kSizes[] = {{"1B", 1}, {"4KiB", 4096}, {"64KiB", 65536}, {"1MiB", 1u << 20}, {"65507B", 65507}};
 constexpr size_t kMaxUdpPayload = 65507;
 // TCP payloads up to this size fit in the loopback socket buffers, so they can
 // wait unread until after the buffer was overwritten; bigger ones are drained
 // while in flight.
 constexpr size_t kWaitsInSocket = 16 * 1024;
 
-size_t payload_bytes(const Params& params) {
-    std::string name = params.text("size");
-    for (const PayloadSize& size : kSizes)
-        if (name == size.name) return size.bytes;
-    throw std::out_of_range("unknown payload size " + name);
+enum class ZcOp { send_zc, sendmsg_zc };
+enum class Transport { tcp, udp };
+
+template <typename P>
+auto op_axis() {
+    return axis("op", &P::op, {{ZcOp::send_zc, "send_zc"}, {ZcOp::sendmsg_zc, "sendmsg_zc"}});
 }
 
-const std::vector<ParamValue> kOps{"send_zc", "sendmsg_zc"};
+struct PayloadParams {
+    Setup setup;
+    ZcOp op;
+    Transport transport;
+    size_t bytes;
+    bool fixed;  // from a registered buffer (IORING_RECVSEND_FIXED_BUF)
+};
 
-std::vector<Params> payload_variants(const std::vector<Setup>& setups, const std::vector<ParamValue>& bufs) {
-    std::vector<Params> out = grid(setups, {{"op", kOps}, {"transport", {"tcp"}},
-                                            {"size", {"1B", "4KiB", "64KiB", "1MiB"}}, {"buf", bufs}});
-    std::vector<Params> udp = grid(setups, {{"op", kOps}, {"transport", {"udp"}},
-                                            {"size", {"1B", "4KiB", "65507B"}}, {"buf", bufs}});
-    out.insert(out.end(), udp.begin(), udp.end());
-    return out;
+std::vector<Variant<PayloadParams>> payload_variants(std::initializer_list<Setup> modes,
+                                                     std::initializer_list<std::pair<bool, std::string>> bufs) {
+    using P = PayloadParams;
+    auto setup_axis = setups(&P::setup, modes);
+    auto buf_axis = axis("buf", &P::fixed, bufs);
+    return join(grid(setup_axis, op_axis<P>(), axis("transport", &P::transport, {{Transport::tcp, "tcp"}}),
+                     axis("size", &P::bytes, {{1, "1B"}, {4096, "4KiB"}, {65536, "64KiB"}, {1u << 20, "1MiB"}}), buf_axis),
+                grid(setup_axis, op_axis<P>(), axis("transport", &P::transport, {{Transport::udp, "udp"}}),
+                     axis("size", &P::bytes, {{1, "1B"}, {4096, "4KiB"}, {kMaxUdpPayload, "65507B"}}), buf_axis));
 }
 
 // --- capability probes ---
@@ -91,31 +95,28 @@ const CapabilityProbe sendmsg_fixed_probe{"sendmsg_zc_fixed_buf", [](const Probe
 }};
 
 
-// Requirements that depend on the variant rather than the scenario.
-void require(Ctx& ctx, const Requirement& need) {
-    if (auto why = need(ctx.probe())) ctx.skip(*why);
-}
-
-// Which zero-copy send a variant makes: its "op" and, when it has one, its "buf" axis.
+// Which zero-copy send a variant makes: its op and, when it has a buf axis, the buffer.
 struct ZcKind {
     bool sendmsg = false;
     bool fixed = false;
 };
 
-ZcKind zc_kind(const Params& params) {
-    ZcKind kind;
-    for (const auto& [key, value] : params.values) {
-        if (key == "op") kind.sendmsg = std::get<std::string>(value) == "sendmsg_zc";
-        if (key == "buf") kind.fixed = std::get<std::string>(value) == "fixed";
-    }
+template <typename P>
+ZcKind zc_kind(const P& p) {
+    ZcKind kind{.sendmsg = p.op == ZcOp::sendmsg_zc};
+    if constexpr (requires { p.fixed; }) kind.fixed = p.fixed;
     return kind;
 }
 
-ZcKind require_variant(Ctx& ctx) {
-    ZcKind kind = zc_kind(ctx.params());
-    require(ctx, needs_op(kind.sendmsg ? IORING_OP_SENDMSG_ZC : IORING_OP_SEND_ZC));
-    if (kind.sendmsg && kind.fixed) require(ctx, needs_capability("sendmsg_zc_fixed_buf"));
-    return kind;
+// The variant's opcode, and for SENDMSG_ZC from a registered buffer the flag.
+template <typename P>
+Need<P> zc_needs() {
+    return Need<P>([](const Probe& probe, const P& p) -> std::optional<std::string> {
+        ZcKind kind = zc_kind(p);
+        if (auto why = needs_op(kind.sendmsg ? IORING_OP_SENDMSG_ZC : IORING_OP_SEND_ZC)(probe)) return why;
+        if (kind.sendmsg && kind.fixed) return needs_capability("sendmsg_zc_fixed_buf")(probe);
+        return std::nullopt;
+    });
 }
 
 // --- senders and receivers ---
@@ -214,12 +215,11 @@ struct RoundsOutcome {
 // io_uring_prep_send_zc(3) says the notification means "the memory region from
 // which the send was done is now safe to reuse. The kernel will no longer touch
 // it", so the wire must still carry exactly the bytes present at submit.
-RoundsOutcome run_payload_rounds(Ctx& ctx, unsigned zc_flags, int rounds) {
-    ZcKind kind = require_variant(ctx);
-    const Params& p = ctx.params();
-    bool tcp = p.text("transport") == "tcp";
-    size_t len = payload_bytes(p);
-    Ring ring(ctx, p.setup_or_none());
+RoundsOutcome run_payload_rounds(Ctx& ctx, const PayloadParams& p, unsigned zc_flags, int rounds) {
+    ZcKind kind = zc_kind(p);
+    bool tcp = p.transport == Transport::tcp;
+    size_t len = p.bytes;
+    Ring ring(ctx, p.setup);
     SocketPair sockets = tcp ? tcp_loopback(ctx) : udp_loopback(ctx);
     Mapping arena(len);
     ZcSender sender(ctx, ring, sockets.client.get(), kind, checked(ctx, arena), zc_flags, tcp ? MSG_WAITALL : 0);
@@ -269,24 +269,24 @@ RoundsOutcome run_payload_rounds(Ctx& ctx, unsigned zc_flags, int rounds) {
     return out;
 }
 
-const Register send_result_then_notif{{
-    .family = "sendzc",
+const Register<PayloadParams> send_result_then_notif{{
+    .family = sendzc,
     .name = "send-result-then-notif",
     .summary = "each zero-copy send posts its result, then one F_NOTIF CQE if the result had F_MORE; a buffer "
                "overwritten right after the notification leaves the received bytes unchanged",
-    .needs = {needs_op(IORING_OP_SEND_ZC)},
-    .variants = payload_variants({Setup::none, Setup::defer_taskrun}, {"plain", "fixed"}),
-    .body = [](Ctx& ctx) { run_payload_rounds(ctx, 0, ctx.pick(3, 16, 64)); }}};
+    .needs = {needs_op(IORING_OP_SEND_ZC), zc_needs<PayloadParams>()},
+    .variants = payload_variants({Setup::none, Setup::defer_taskrun}, {{false, "plain"}, {true, "fixed"}}),
+    .body = [](Ctx& ctx, const PayloadParams& p) { run_payload_rounds(ctx, p, 0, ctx.pick(3, 16, 64)); }}};
 
-const Register report_usage{{
-    .family = "sendzc",
+const Register<PayloadParams> report_usage{{
+    .family = sendzc,
     .name = "report-usage-copied-flag",
     .summary = "with IORING_SEND_ZC_REPORT_USAGE each notification's res is 0 or IORING_NOTIF_USAGE_ZC_COPIED; "
                "the copied ratio per payload size is recorded",
-    .needs = {needs_op(IORING_OP_SEND_ZC), needs_capability("send_zc_report_usage")},
-    .variants = payload_variants({Setup::none}, {"plain"}),
-    .body = [](Ctx& ctx) {
-        RoundsOutcome out = run_payload_rounds(ctx, IORING_SEND_ZC_REPORT_USAGE, ctx.pick(8, 32, 128));
+    .needs = {needs_op(IORING_OP_SEND_ZC), needs_capability("send_zc_report_usage"), zc_needs<PayloadParams>()},
+    .variants = payload_variants({Setup::none}, {{false, "plain"}}),
+    .body = [](Ctx& ctx, const PayloadParams& p) {
+        RoundsOutcome out = run_payload_rounds(ctx, p, IORING_SEND_ZC_REPORT_USAGE, ctx.pick(8, 32, 128));
         // A behaviour, not a verdict: delivery to a local socket copies
         // zero-copy pages (skb_orphan_frags_rx() in net/core/dev.c), so
         // loopback sends are expected to report IORING_NOTIF_USAGE_ZC_COPIED.
@@ -320,30 +320,29 @@ const FailureTrigger kTriggers[] = {
     {.name = "buffer-select", .sqe_flags = IOSQE_BUFFER_SELECT},
 };
 
-const FailureTrigger& failure_trigger(const Params& params) {
-    std::string name = params.text("trigger");
-    for (const FailureTrigger& trigger : kTriggers)
-        if (name == trigger.name) return trigger;
-    throw std::out_of_range("unknown failure trigger " + name);
+struct FailureParams {
+    Setup setup;
+    ZcOp op;
+    const FailureTrigger* trigger;
+};
+
+Axis<FailureParams, const FailureTrigger*> trigger_axis() {
+    Axis<FailureParams, const FailureTrigger*> out{"trigger", &FailureParams::trigger, {}};
+    for (const FailureTrigger& trigger : kTriggers) out.values.emplace_back(&trigger, trigger.name);
+    return out;
 }
 
-std::vector<ParamValue> trigger_names() {
-    std::vector<ParamValue> names;
-    for (const FailureTrigger& trigger : kTriggers) names.emplace_back(std::string(trigger.name));
-    return names;
-}
-
-const Register failed_send{{
-    .family = "sendzc",
+const Register<FailureParams> failed_send{{
+    .family = sendzc,
     .name = "failed-send-notif-iff-more",
     .summary = "a zero-copy send that fails is followed by one notification if its result carries F_MORE, "
                "and by nothing if it does not",
-    .needs = {needs_op(IORING_OP_SEND_ZC)},
-    .variants = grid({Setup::none}, {{"op", kOps}, {"trigger", trigger_names()}}),
-    .body = [](Ctx& ctx) {
-        ZcKind kind = require_variant(ctx);
-        const FailureTrigger& trigger = failure_trigger(ctx.params());
-        Ring ring(ctx, Setup::none);
+    .needs = {needs_op(IORING_OP_SEND_ZC), zc_needs<FailureParams>()},
+    .variants = grid(setups(&FailureParams::setup, {Setup::none}), op_axis<FailureParams>(), trigger_axis()),
+    .body = [](Ctx& ctx, const FailureParams& p) {
+        ZcKind kind = zc_kind(p);
+        const FailureTrigger& trigger = *p.trigger;
+        Ring ring(ctx, p.setup);
         SocketPair sockets = trigger.udp ? udp_loopback(ctx) : tcp_loopback(ctx);
         size_t len = trigger.udp ? kMaxUdpPayload + 1 : 64;
         Mapping arena(len);
@@ -370,21 +369,28 @@ const Register failed_send{{
 
 // --- many sends in flight on one socket ---
 
-const Register inflight_order{{
-    .family = "sendzc",
+struct InflightParams {
+    Setup setup;
+    ZcOp op;
+    bool linked;  // one IOSQE_IO_LINK chain, else each send after the previous result
+};
+
+const Register<InflightParams> inflight_order{{
+    .family = sendzc,
     .name = "inflight-sends-keep-stream-order",
     .summary = "many zero-copy sends in flight on one TCP socket, linked or each submitted after the previous "
                "result, reach the stream in submission order, and each gets one notification",
-    .needs = {needs_op(IORING_OP_SEND_ZC)},
-    .variants = grid({Setup::none, Setup::defer_taskrun, Setup::sqpoll},
-                     {{"op", kOps}, {"order", {"linked", "after-result"}}}),
-    .body = [](Ctx& ctx) {
-        ZcKind kind = require_variant(ctx);
-        bool linked = ctx.params().text("order") == "linked";
+    .needs = {needs_op(IORING_OP_SEND_ZC), zc_needs<InflightParams>()},
+    .variants = grid(setups(&InflightParams::setup, {Setup::none, Setup::defer_taskrun, Setup::sqpoll}),
+                     op_axis<InflightParams>(),
+                     axis("order", &InflightParams::linked, {{true, "linked"}, {false, "after-result"}})),
+    .body = [](Ctx& ctx, const InflightParams& p) {
+        ZcKind kind = zc_kind(p);
+        bool linked = p.linked;
         const int count = ctx.pick(32, 128, 512);
         constexpr size_t kChunk = 16 * 1024;
         const uint64_t total = uint64_t(count) * kChunk;
-        Ring ring(ctx, ctx.params().setup_or_none(), unsigned(4 * count), unsigned(count));
+        Ring ring(ctx, p.setup, unsigned(4 * count), unsigned(count));
         SocketPair sockets = tcp_loopback(ctx);
         Mapping arena(total);
         fill_pattern(checked(ctx, arena).data(), total, 0);

@@ -126,17 +126,23 @@ size_t account_request(Ctx& ctx, const Ring& ring, uint64_t id, const SendBuffer
     return cqes.size();
 }
 
-const Register bundle_in_order{{
-    .family = "sendzc",
+struct BundleParams {
+    Setup setup;
+    bool tcp;
+};
+
+const Register<BundleParams> bundle_in_order{{
+    .family = sendzc,
     .name = "bundle-sends-buffers-in-order",
     .summary = "a send bundle with len 0 posts one CQE: res = every provided byte, buffer id = the first buffer; "
                "the receiver gets the buffers' bytes in ring order",
     .needs = {needs_op(IORING_OP_SEND), needs_buf_ring(), needs_feature(IORING_FEAT_RECVSEND_BUNDLE, "RECVSEND_BUNDLE"),
               needs_capability("send_bundle")},
-    .variants = grid({Setup::none}, {{"transport", {"tcp", "udp"}}}),
-    .body = [](Ctx& ctx) {
-        bool tcp = ctx.params().text("transport") == "tcp";
-        Ring ring(ctx, Setup::none);
+    .variants = grid(setups(&BundleParams::setup, {Setup::none}),
+                     axis("transport", &BundleParams::tcp, {{true, "tcp"}, {false, "udp"}})),
+    .body = [](Ctx& ctx, const BundleParams& p) {
+        bool tcp = p.tcp;
+        Ring ring(ctx, p.setup);
         SocketPair sockets = tcp ? tcp_loopback(ctx) : udp_loopback(ctx);
         SendBuffers bufs(ctx, ring, unsigned(kBufferLens.size()), kBufferMax);
         std::optional<StreamReader> reader;
@@ -168,16 +174,16 @@ const Register bundle_in_order{{
         ctx.add_iterations(uint64_t(rounds));
     }}};
 
-const Register bundle_nonzero_len{{
-    .family = "sendzc",
+const Register<BundleParams> bundle_nonzero_len{{
+    .family = sendzc,
     .name = "bundle-nonzero-len-refused-or-capped",
     .summary = "a send bundle with len != 0 fails with -EINVAL (io_uring_prep_send(3)), or where the kernel takes "
                "len as a cap, its first CQE sends at most len bytes; the wire matches the CQEs",
     .needs = {needs_op(IORING_OP_SEND), needs_buf_ring(), needs_feature(IORING_FEAT_RECVSEND_BUNDLE, "RECVSEND_BUNDLE"),
               needs_capability("send_bundle")},
-    .variants = grid({Setup::none}, {{"transport", {"tcp"}}}),
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, Setup::none);
+    .variants = grid(setups(&BundleParams::setup, {Setup::none}), axis("transport", &BundleParams::tcp, {{true, "tcp"}})),
+    .body = [](Ctx& ctx, const BundleParams& p) {
+        Ring ring(ctx, p.setup);
         SocketPair sockets = tcp_loopback(ctx);
         const std::vector<uint32_t> lens(4, 512);
         SendBuffers bufs(ctx, ring, unsigned(lens.size()), 512);
@@ -216,15 +222,15 @@ const Register bundle_nonzero_len{{
         ctx.expect(reader.stream_intact(sent));
     }}};
 
-const Register buffer_select_order{{
-    .family = "sendzc",
+const Register<SetupOnly> buffer_select_order{{
+    .family = sendzc,
     .name = "buffer-select-sends-in-ring-order",
     .summary = "several sends from provided buffers in flight on one TCP socket each send one whole buffer, and "
                "the stream carries the buffers in ring order",
     .needs = {needs_op(IORING_OP_SEND), needs_buf_ring(), needs_capability("send_buf_select")},
-    .variants = grid({Setup::none, Setup::defer_taskrun, Setup::sqpoll}),
-    .body = [](Ctx& ctx) {
-        Ring ring(ctx, ctx.params().setup_or_none());
+    .variants = grid(setups(&SetupOnly::setup, {Setup::none, Setup::defer_taskrun, Setup::sqpoll})),
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup);
         SocketPair sockets = tcp_loopback(ctx);
         SendBuffers bufs(ctx, ring, unsigned(kBufferLens.size()), kBufferMax);
         StreamReader reader(sockets.server.get());

@@ -22,6 +22,8 @@
 
 namespace sendzc_family {
 
+inline const uc::Family sendzc{"sendzc"};
+
 using namespace uc;
 
 constexpr uint16_t kGroup = 1;             // provided-buffer group of the send-from-buffers scenarios

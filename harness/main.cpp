@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
                 continue;
             }
             out.push_back({{"id", inst.id}, {"family", inst.scenario->family}, {"scenario", inst.scenario->name},
-                           {"params", inst.params.to_json()}, {"summary", inst.scenario->summary}});
+                           {"params", inst.variant->params}, {"summary", inst.scenario->summary}});
         }
         if (list_json) std::printf("%s\n", out.dump(2).c_str());
         return 0;

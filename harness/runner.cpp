@@ -97,10 +97,10 @@ bool set_up_child_fds(int result_fd, int output_fd) {
 
     Json result;
     {
-        Ctx ctx(probe, instance.params, settings);
+        Ctx ctx(probe, settings);
         std::optional<Stop> stop;
         try {
-            instance.scenario->body(ctx);
+            instance.variant->run(ctx);
         } catch (const Stop& s) {
             stop = s;
         } catch (const std::exception& e) {
@@ -296,7 +296,7 @@ Json make_result(const Instance& instance, const Json& verdict, double duration_
     r["id"] = instance.id;
     r["family"] = instance.scenario->family;
     r["scenario"] = instance.scenario->name;
-    r["params"] = instance.params.to_json();
+    r["params"] = instance.variant->params;
     r["verdict"] = verdict["verdict"];
     r["reason"] = verdict["reason"];
     r["duration_ms"] = duration_ms;

@@ -51,14 +51,14 @@ Requirement needs_root() {
     };
 }
 
-static std::vector<Scenario>& mutable_registry() {
-    static std::vector<Scenario> scenarios;
+static std::vector<ScenarioEntry>& mutable_registry() {
+    static std::vector<ScenarioEntry> scenarios;
     return scenarios;
 }
 
-Register::Register(Scenario scenario) { mutable_registry().push_back(std::move(scenario)); }
+void add_to_registry(ScenarioEntry entry) { mutable_registry().push_back(std::move(entry)); }
 
-const std::vector<Scenario>& registry() { return mutable_registry(); }
+const std::vector<ScenarioEntry>& registry() { return mutable_registry(); }
 
 // Ids carry their variant in brackets, so `[` and `]` in a filter match
 // themselves; only `*` and `?` are wildcards.
@@ -74,26 +74,24 @@ static std::string literal_brackets(const std::string& glob) {
 std::vector<Instance> select_instances(const std::string& glob) {
     std::string pattern = literal_brackets(glob);
     std::vector<Instance> out;
-    for (const Scenario& s : registry())
-        for (const Params& p : s.variants) {
-            std::string id = s.family + "/" + s.name + p.suffix();
-            if (fnmatch(pattern.c_str(), id.c_str(), 0) == 0) out.push_back({&s, p, id});
+    for (const ScenarioEntry& s : registry())
+        for (const VariantEntry& v : s.variants) {
+            std::string id = s.family + "/" + s.name + v.suffix;
+            if (fnmatch(pattern.c_str(), id.c_str(), 0) == 0) out.push_back({&s, &v, id});
         }
     return out;
 }
 
 std::optional<std::string> unmet_requirement(const Instance& instance, const Probe& probe) {
-    if (instance.params.setup) {
-        std::string key = setup_probe_key(*instance.params.setup);
+    if (instance.variant->setup) {
+        std::string key = setup_probe_key(*instance.variant->setup);
         if (!key.empty() && !probe.setup_accepted(key)) {
             auto it = probe.setup_flags.find(key);
             return "io_uring_setup refused IORING_SETUP_" + key + ": " +
                    (it == probe.setup_flags.end() ? std::string("not probed") : it->second) + " (probe)";
         }
     }
-    for (const Requirement& need : instance.scenario->needs)
-        if (auto reason = need(probe)) return reason;
-    return std::nullopt;
+    return instance.variant->unmet(probe);
 }
 
 std::string profile_name(Profile profile) {
@@ -111,8 +109,7 @@ std::optional<Profile> parse_profile(const std::string& text) {
     return std::nullopt;
 }
 
-Ctx::Ctx(const Probe& probe, const Params& params, const Settings& settings)
-    : probe_(probe), params_(params), settings_(settings), started_ns_(now_ns()) {
+Ctx::Ctx(const Probe& probe, const Settings& settings) : probe_(probe), settings_(settings), started_ns_(now_ns()) {
     // Leave the watchdog a margin so a hang is reported by us, with evidence.
     double margin_s = std::clamp(settings.timeout_s * 0.1, 0.2, 2.0);
     double own_s = std::max(settings.timeout_s - margin_s, settings.timeout_s * 0.5);

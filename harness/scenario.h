@@ -1,22 +1,29 @@
 // Declarative scenario registry and the context a scenario body runs in.
 //
-//   const uc::Register recv_peer_close{{
-//       .family = "multishot", .name = "recv-peer-close",
+//   const Family multishot{"multishot"};
+//   struct Params { Setup setup; unsigned cq; };
+//   const Register<Params> recv_peer_close{{
+//       .family = multishot, .name = "recv-peer-close",
 //       .summary = "peer shutdown ends multishot recv with res 0",
-//       .needs = {uc::needs_op(IORING_OP_RECV), uc::needs_buf_ring()},
-//       .variants = uc::grid(uc::all_setups(), {{"cq", {8, 256}}}),
-//       .body = [](uc::Ctx& ctx) { ... }}};
+//       .needs = {needs_op(IORING_OP_RECV), needs_buf_ring()},
+//       .variants = grid(setups(&Params::setup, all_setups()), axis("cq", &Params::cq, {8u, 256u})),
+//       .body = [](Ctx& ctx, const Params& p) { ... }}};
 //
-// A body reads as setup -> act -> check: it creates rings through the Ctx,
-// records failures with expect()/must(), and leaves with skip()/error() only
-// for reasons outside the behaviour under test.
+// Everything the parent can know decides before the fork: the variant's
+// setup flag against the probe, then each requirement, which may look at the
+// variant (`when(&Params::pool, Pool::legacy, needs_op(...))`). A body reads
+// as setup -> act -> check: it creates rings through the Ctx, records
+// failures with expect()/must(), and leaves with error() only for host
+// trouble outside the behaviour under test.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -39,32 +46,103 @@ Requirement needs_buf_ring();
 Requirement needs_buf_ring_inc();
 Requirement needs_root();
 
-struct Scenario {
-    std::string family;
+// A family: one cases/ file (or a few split by sub-topic) sharing an id prefix.
+struct Family {
     std::string name;
-    std::string summary;  // one line: trigger -> expected outcome
-    std::vector<Requirement> needs;
-    std::vector<Params> variants = {Params{}};
-    std::function<void(class Ctx&)> body;
 };
 
-struct Register {
-    explicit Register(Scenario scenario);
+// A requirement that may depend on the variant: a probe-only Requirement
+// converts to it, and so does any callable (const Probe&, const P&).
+template <typename P>
+class Need {
+  public:
+    Need(Requirement probe_only)
+        : fn_([need = std::move(probe_only)](const Probe& probe, const P&) { return need(probe); }) {}
+    template <typename F>
+        requires std::is_invocable_r_v<std::optional<std::string>, F, const Probe&, const P&>
+    Need(F fn) : fn_(std::move(fn)) {}
+    std::optional<std::string> operator()(const Probe& probe, const P& params) const { return fn_(probe, params); }
+
+  private:
+    std::function<std::optional<std::string>(const Probe&, const P&)> fn_;
 };
-const std::vector<Scenario>& registry();
+
+// `need` applies only to the variants whose `member` equals `value`.
+template <typename P, typename T>
+Need<P> when(T P::*member, T value, Requirement need) {
+    return Need<P>([=](const Probe& probe, const P& p) -> std::optional<std::string> {
+        if (p.*member != value) return std::nullopt;
+        return need(probe);
+    });
+}
+
+// How one family's scenario is declared; Register<P> files it.
+template <typename P>
+struct Spec {
+    const Family& family;
+    std::string name;
+    std::string summary;  // one line: trigger -> expected outcome
+    std::vector<Need<P>> needs;
+    std::vector<Variant<P>> variants = {Variant<P>{}};
+    std::function<void(class Ctx&, const P&)> body;
+};
+
+// The registry's view of one variant, with the types erased.
+struct VariantEntry {
+    std::string suffix;
+    nlohmann::ordered_json params;
+    std::optional<Setup> setup;
+    std::function<std::optional<std::string>(const Probe&)> unmet;  // first unmet requirement
+    std::function<void(class Ctx&)> run;
+};
+
+struct ScenarioEntry {
+    std::string family;
+    std::string name;
+    std::string summary;
+    std::vector<VariantEntry> variants;
+};
+
+void add_to_registry(ScenarioEntry entry);
+const std::vector<ScenarioEntry>& registry();
+
+// The registry's view of one spec: each variant with its requirements and
+// body bound to its typed parameters.
+template <typename P>
+ScenarioEntry make_entry(Spec<P> spec) {
+    ScenarioEntry entry{spec.family.name, spec.name, spec.summary, {}};
+    auto needs = std::make_shared<const std::vector<Need<P>>>(std::move(spec.needs));
+    auto body = std::make_shared<const std::function<void(Ctx&, const P&)>>(std::move(spec.body));
+    for (const Variant<P>& v : spec.variants) {
+        P params = v.params;
+        entry.variants.push_back({v.suffix(), v.json, v.setup,
+                                  [needs, params](const Probe& probe) -> std::optional<std::string> {
+                                      for (const Need<P>& need : *needs)
+                                          if (auto why = need(probe, params)) return why;
+                                      return std::nullopt;
+                                  },
+                                  [body, params](Ctx& ctx) { (*body)(ctx, params); }});
+    }
+    return entry;
+}
+
+template <typename P>
+struct Register {
+    explicit Register(Spec<P> spec) { add_to_registry(make_entry(std::move(spec))); }
+};
 
 // One runnable unit: a scenario with one variant.
 struct Instance {
-    const Scenario* scenario;
-    Params params;
+    const ScenarioEntry* scenario;
+    const VariantEntry* variant;
     std::string id;  // family/name[variant]
 };
 // Every instance whose id matches the glob (`*` and `?` are wildcards, brackets
 // match themselves, so an exact id matches itself),
 // in registration order.
 std::vector<Instance> select_instances(const std::string& glob);
-// Why this instance cannot run on this kernel (unmet requirement or refused
-// setup flag), or nullopt.
+// Why this instance cannot run on this kernel (refused setup flag or unmet
+// requirement), or nullopt; decided in the parent, before any fork.
 std::optional<std::string> unmet_requirement(const Instance& instance, const Probe& probe);
 
 enum class Profile { quick, full, stress };
@@ -87,12 +165,11 @@ struct Stop {
 
 class Ctx {
   public:
-    Ctx(const Probe& probe, const Params& params, const Settings& settings);
+    Ctx(const Probe& probe, const Settings& settings);
     Ctx(const Ctx&) = delete;
     Ctx& operator=(const Ctx&) = delete;
 
     const Probe& probe() const { return probe_; }
-    const Params& params() const { return params_; }
     Profile profile() const { return settings_.profile; }
     uint64_t seed() const { return settings_.seed; }
     template <typename T>
@@ -138,7 +215,6 @@ class Ctx {
     void snapshot_evidence_locked();
 
     const Probe& probe_;
-    const Params& params_;
     Settings settings_;
     uint64_t started_ns_;
     uint64_t deadline_ns_;

@@ -8,28 +8,51 @@
 
 namespace {
 
-TEST(Grid, IsTheCartesianProductWithSetupsSlowest) {
-    auto variants = uc::grid({uc::Setup::none, uc::Setup::sqpoll}, {{"cq", {8, 256}}, {"mode", {"ring"}}});
+enum class Mode { ring, legacy };
+
+struct GridParams {
+    uc::Setup setup = uc::Setup::none;
+    unsigned cq = 0;
+    Mode mode = Mode::ring;
+};
+
+TEST(Grid, IsTheCartesianProductWithTheFirstAxisSlowest) {
+    auto variants = uc::grid(uc::setups(&GridParams::setup, {uc::Setup::none, uc::Setup::sqpoll}),
+                             uc::axis("cq", &GridParams::cq, {8u, 256u}),
+                             uc::axis("mode", &GridParams::mode, {{Mode::ring, "ring"}}));
     ASSERT_EQ(variants.size(), 4u);
     EXPECT_EQ(variants[0].suffix(), "[none,cq=8,mode=ring]");
     EXPECT_EQ(variants[1].suffix(), "[none,cq=256,mode=ring]");
     EXPECT_EQ(variants[3].suffix(), "[sqpoll,cq=256,mode=ring]");
-    EXPECT_EQ(variants[3].num("cq"), 256);
-    EXPECT_EQ(variants[3].text("mode"), "ring");
+    EXPECT_EQ(variants[3].params.cq, 256u);
+    EXPECT_EQ(variants[3].params.setup, uc::Setup::sqpoll);
+    EXPECT_EQ(variants[3].setup, uc::Setup::sqpoll);
 }
 
-TEST(Grid, WithoutSetupsHasNoSetupKey) {
-    auto variants = uc::grid({}, {{"threads", {2, 4}}});
+TEST(Grid, ReportParamsKeepNumbersAsNumbersAndNamesAsText) {
+    auto variants = uc::grid(uc::setups(&GridParams::setup, {uc::Setup::defer_taskrun}),
+                             uc::axis("cq", &GridParams::cq, {8u}),
+                             uc::axis("mode", &GridParams::mode, {{Mode::legacy, "legacy"}}));
+    ASSERT_EQ(variants.size(), 1u);
+    EXPECT_EQ(variants[0].json.dump(), R"({"setup":"defer_taskrun","cq":8,"mode":"legacy"})");
+    EXPECT_EQ(variants[0].params.mode, Mode::legacy);
+}
+
+TEST(Grid, WithoutASetupAxisTheVariantHasNoSetup) {
+    auto variants = uc::grid(uc::axis("cq", &GridParams::cq, {2u, 4u}));
     ASSERT_EQ(variants.size(), 2u);
-    EXPECT_EQ(variants[0].suffix(), "[threads=2]");
-    EXPECT_FALSE(variants[0].to_json().contains("setup"));
+    EXPECT_EQ(variants[0].suffix(), "[cq=2]");
+    EXPECT_FALSE(variants[0].setup.has_value());
+    EXPECT_FALSE(variants[0].json.contains("setup"));
 }
 
-TEST(Params, EmptyHasNoSuffixAndUnknownKeysThrow) {
-    uc::Params p;
-    EXPECT_EQ(p.suffix(), "");
-    EXPECT_THROW(p.num("cq"), std::out_of_range);
+TEST(Grid, JoinKeepsBothGridsInOrder) {
+    auto variants = uc::join(uc::grid(uc::axis("cq", &GridParams::cq, {1u})), uc::grid(uc::axis("cq", &GridParams::cq, {2u})));
+    ASSERT_EQ(variants.size(), 2u);
+    EXPECT_EQ(variants[1].suffix(), "[cq=2]");
 }
+
+TEST(Variant, WithoutAxesHasNoSuffix) { EXPECT_EQ(uc::Variant<uc::NoParams>{}.suffix(), ""); }
 
 TEST(Selection, BracketsInAFilterMatchThemselves) {
     // The self-test scenarios have no variants; multishot ones are not linked here.
@@ -38,9 +61,12 @@ TEST(Selection, BracketsInAFilterMatchThemselves) {
     EXPECT_TRUE(uc::select_instances("selftest/crash-[s]egv").empty());
 }
 
+const uc::Family test_family{"f"};
+
 TEST(Requirements, RefusedSetupFlagIsASkipReasonNamingIt) {
-    uc::Scenario scenario{.family = "f", .name = "s", .variants = uc::grid({uc::Setup::sqpoll})};
-    uc::Instance instance{&scenario, scenario.variants[0], "f/s[sqpoll]"};
+    uc::ScenarioEntry scenario = uc::make_entry<uc::SetupOnly>(
+        {.family = test_family, .name = "refused-setup", .variants = uc::grid(uc::setups(&uc::SetupOnly::setup, {uc::Setup::sqpoll}))});
+    uc::Instance instance{&scenario, &scenario.variants[0], "f/refused-setup[sqpoll]"};
     uc::Probe probe;
     probe.setup_flags["SQPOLL"] = "EPERM";
     auto reason = uc::unmet_requirement(instance, probe);
@@ -49,6 +75,23 @@ TEST(Requirements, RefusedSetupFlagIsASkipReasonNamingIt) {
     EXPECT_NE(reason->find("EPERM"), std::string::npos);
     probe.setup_flags["SQPOLL"] = "ok";
     EXPECT_FALSE(uc::unmet_requirement(instance, probe).has_value());
+}
+
+// A requirement that looks at the variant skips only the variants it names,
+// in the parent, before any fork.
+TEST(Requirements, AVariantAwareRequirementSkipsOnlyItsVariants) {
+    uc::ScenarioEntry scenario = uc::make_entry<GridParams>(
+        {.family = test_family,
+         .name = "pool-needs",
+         .needs = {uc::when(&GridParams::mode, Mode::legacy, uc::needs_op(IORING_OP_PROVIDE_BUFFERS))},
+         .variants = uc::grid(uc::axis("mode", &GridParams::mode, {{Mode::ring, "ring"}, {Mode::legacy, "legacy"}}))});
+    uc::Probe probe;  // no opcodes at all
+    uc::Instance ring{&scenario, &scenario.variants[0], "f/pool-needs[mode=ring]"};
+    uc::Instance legacy{&scenario, &scenario.variants[1], "f/pool-needs[mode=legacy]"};
+    EXPECT_FALSE(uc::unmet_requirement(ring, probe).has_value());
+    auto reason = uc::unmet_requirement(legacy, probe);
+    ASSERT_TRUE(reason.has_value());
+    EXPECT_NE(reason->find("PROVIDE_BUFFERS"), std::string::npos);
 }
 
 }  // namespace

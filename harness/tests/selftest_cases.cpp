@@ -18,14 +18,16 @@ namespace {
 
 using namespace uc;
 
+const Family selftest{"selftest"};
+
 // A real multishot poll, checked against a wrong terminal cause: must come
 // out as fail, with the kernel's CQEs as evidence.
-const Register broken_contract{{
-    .family = "selftest",
+const Register<NoParams> broken_contract{{
+    .family = selftest,
     .name = "wrong-final-res",
     .summary = "expects res 0 where poll remove gives -ECANCELED: must be reported as fail with CQE evidence",
     .needs = {needs_op(IORING_OP_POLL_ADD)},
-    .body = [](Ctx& ctx) {
+    .body = [](Ctx& ctx, const NoParams&) {
         Ring ring(ctx, Setup::none);
         Pipe pipe = make_pipe(ctx);
         io_uring_prep_poll_multishot(ring.sqe(1, "multishot poll"), pipe.read.get(), POLLIN);
@@ -40,11 +42,11 @@ const Register broken_contract{{
 
 // Blocks in io_uring_enter on a read that never completes: the ring helper
 // must report a hang naming the outstanding request.
-const Register stuck_read{{
-    .family = "selftest",
+const Register<NoParams> stuck_read{{
+    .family = selftest,
     .name = "stuck-read",
     .summary = "waits for a pipe read that never completes: must be reported as hang with the outstanding request",
-    .body = [](Ctx& ctx) {
+    .body = [](Ctx& ctx, const NoParams&) {
         Ring ring(ctx, Setup::none);
         Pipe pipe = make_pipe(ctx);
         static char byte;
@@ -54,47 +56,47 @@ const Register stuck_read{{
     }}};
 
 // Ignores every deadline: only the watchdog can end it.
-const Register sleeper{{
-    .family = "selftest",
+const Register<NoParams> sleeper{{
+    .family = selftest,
     .name = "ignores-watchdog",
     .summary = "sleeps past its deadline: the watchdog must kill it and report hang",
-    .body = [](Ctx&) {
+    .body = [](Ctx&, const NoParams&) {
         for (;;) pause();
     }}};
 
-const Register segfault{{
-    .family = "selftest",
+const Register<NoParams> segfault{{
+    .family = selftest,
     .name = "crash-segv",
     .summary = "dies of SIGSEGV: must be reported as crash naming the signal",
-    .body = [](Ctx&) { raise(SIGSEGV); }}};
+    .body = [](Ctx&, const NoParams&) { raise(SIGSEGV); }}};
 
-const Register abort_body{{
-    .family = "selftest",
+const Register<NoParams> abort_body{{
+    .family = selftest,
     .name = "crash-abort",
     .summary = "aborts: must be reported as crash naming SIGABRT",
-    .body = [](Ctx&) { std::abort(); }}};
+    .body = [](Ctx&, const NoParams&) { std::abort(); }}};
 
-const Register early_exit{{
-    .family = "selftest",
+const Register<NoParams> early_exit{{
+    .family = selftest,
     .name = "exit-without-verdict",
     .summary = "exits before reporting: must be reported as error",
-    .body = [](Ctx&) { _exit(7); }}};
+    .body = [](Ctx&, const NoParams&) { _exit(7); }}};
 
-const Register skip_after_fail{{
-    .family = "selftest",
+const Register<NoParams> skip_after_fail{{
+    .family = selftest,
     .name = "skip-after-fail",
     .summary = "records a broken rule then skips: the fail must win",
-    .body = [](Ctx& ctx) {
+    .body = [](Ctx& ctx, const NoParams&) {
         ctx.expect(Check::fail("rule broken first"));
         ctx.skip("skipping later must not hide the failure");
     }}};
 
 // Nothing: the runner's own cost per scenario (fork, pipes, watchdog, kernel checks).
-const Register empty{{
-    .family = "selftest",
+const Register<NoParams> empty{{
+    .family = selftest,
     .name = "empty",
     .summary = "does nothing: must pass; measures the runner's overhead per scenario",
-    .body = [](Ctx&) {}}};
+    .body = [](Ctx&, const NoParams&) {}}};
 
 void leak_a_sleeper(Ctx& ctx, const char* metric, bool escape_group) {
     pid_t pid = fork();
@@ -108,11 +110,11 @@ void leak_a_sleeper(Ctx& ctx, const char* metric, bool escape_group) {
 
 // Leaves open descriptors (pipes, an io_uring) and two live processes, one
 // in its own session: the runner must kill and reap both and lose no fd.
-const Register leaks{{
-    .family = "selftest",
+const Register<NoParams> leaks{{
+    .family = selftest,
     .name = "leak-fds-and-children",
     .summary = "leaves fds and two sleeping children (one setsid'd) behind: none may outlive the scenario",
-    .body = [](Ctx& ctx) {
+    .body = [](Ctx& ctx, const NoParams&) {
         for (int i = 0; i < 16; ++i) {
             int fds[2];
             if (pipe(fds) < 0) ctx.error(std::string("pipe: ") + std::strerror(errno));
@@ -141,11 +143,11 @@ std::string flood_chunk() {
     return chunk;
 }
 
-const Register flood{{
-    .family = "selftest",
+const Register<NoParams> flood{{
+    .family = selftest,
     .name = "flood-stdout",
     .summary = "writes 16 MiB to stdout, some bytes not UTF-8: must pass with a bounded output tail",
-    .body = [](Ctx& ctx) {
+    .body = [](Ctx& ctx, const NoParams&) {
         std::string chunk = flood_chunk();
         size_t written = 0;
         while (written + chunk.size() <= kFloodBytes) {
@@ -158,11 +160,11 @@ const Register flood{{
 
 // Floods without end and ignores its deadline: the watchdog must still fire
 // on time while the runner drains the pipe.
-const Register endless_flood{{
-    .family = "selftest",
+const Register<NoParams> endless_flood{{
+    .family = selftest,
     .name = "flood-forever",
     .summary = "writes to stdout without end: the watchdog must still report hang on time",
-    .body = [](Ctx&) {
+    .body = [](Ctx&, const NoParams&) {
         std::string chunk = flood_chunk();
         for (;;) write_flood_chunk(chunk.data(), chunk.size());
     }}};
@@ -170,11 +172,11 @@ const Register endless_flood{{
 // Kernel findings without breaking the kernel: the test points the runner's
 // kernel log and taint sources at files (UC_SELFTEST_KMSG, UC_SELFTEST_TAINT)
 // and this body appends a WARN record in /dev/kmsg format and a new taint word.
-const Register fake_kernel_warning{{
-    .family = "selftest",
+const Register<NoParams> fake_kernel_warning{{
+    .family = selftest,
     .name = "kernel-warning",
     .summary = "a WARN record and taint W appear while it runs: must be reported as fail with the log lines",
-    .body = [](Ctx& ctx) {
+    .body = [](Ctx& ctx, const NoParams&) {
         const char* kmsg = std::getenv("UC_SELFTEST_KMSG");
         const char* taint = std::getenv("UC_SELFTEST_TAINT");
         if (!kmsg || !taint) ctx.skip("UC_SELFTEST_KMSG/UC_SELFTEST_TAINT not set (the runner test sets them)");
