@@ -7,7 +7,6 @@ booting it under qemu with only the matching scenarios; a package that does not 
 package's changelog is cut between the two versions and printed, io_uring and io-wq first.
 """
 
-import argparse
 import json
 import sys
 import tempfile

@@ -188,3 +188,32 @@ def test_resume_file_is_header_then_results():
     text = resume.jsonl({"kernel": {"release": "r"}, "run": {}}, [{"id": "a/s", "verdict": "pass"}]).decode()
     lines = [json.loads(line) for line in text.splitlines()]
     assert [line["type"] for line in lines] == ["header", "result"] and lines[1]["id"] == "a/s"
+
+
+def test_resume_after_panic_marks_the_unfinished_scenario_and_boots_the_rest(make_run, header_line, tmp_path,
+                                                                             monkeypatch):
+    """The crash goes to the id of the start line no result followed; the next boot carries it."""
+    panicked = make_run([header_line, start_line("a/s[1]", 0), result_line("a/s[1]"), start_line("b/s[1]", 1)],
+                        console_text="[ 1.1] Kernel panic - not syncing: Fatal exception\n", ended="guest-panic")
+    panicked.panic_line = "Kernel panic - not syncing: Fatal exception"
+    listing = [{"id": "b/s[1]", "family": "b", "scenario": "s", "params": {}}]
+    carried, booted = {}, []
+    monkeypatch.setattr(resume, "supported", lambda binary: True)
+    monkeypatch.setattr(resume, "run_quiet", lambda command, what: json.dumps(listing))
+    monkeypatch.setattr(initramfs, "build", lambda path, binary, command, extra: carried.update(extra))
+    monkeypatch.setattr(guest, "run_guest", lambda *args: booted.append(args[-1]) or "next run")
+    plan = cli.Plan(cli.parse_args([]), "uring-conform", "tcg", tmp_path / "initrd", tmp_path)
+    results = dict(panicked.reader.results)
+    assert cli.resume_after_panic(plan, "vmlinuz", "6.1.0-56-amd64", [panicked], panicked.reader.header,
+                                  results) == "next run"
+    assert results["b/s[1]"]["verdict"] == "crash" and results["a/s[1]"]["verdict"] == "pass"
+    lines = [json.loads(text) for text in carried[initramfs.RESUME_FILE.lstrip("/")].decode().splitlines()]
+    assert [line.get("id") for line in lines] == [None, "a/s[1]", "b/s[1]"] and booted == ["6.1.0-56-amd64.resume1"]
+
+
+def test_no_resume_when_the_panic_came_between_scenarios(make_run, header_line, tmp_path, monkeypatch, capsys):
+    panicked = make_run([header_line, start_line("a/s[1]", 0), result_line("a/s[1]")], ended="guest-panic")
+    monkeypatch.setattr(resume, "supported", lambda binary: True)
+    plan = cli.Plan(cli.parse_args([]), "uring-conform", "tcg", tmp_path / "initrd", tmp_path)
+    assert cli.resume_after_panic(plan, "vmlinuz", "r", [panicked], panicked.reader.header, {}) is None
+    assert "the last one started, a/s[1], had finished" in capsys.readouterr().out
