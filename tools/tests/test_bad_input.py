@@ -6,10 +6,11 @@ tolerant readers, success with a valid result): never a traceback, never a half-
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import DATA_DIR, assert_one_line_error, report_document, run_cli
+from uring_conform.ktap import count_statuses, parse_ktap
 from uring_conform.report import load_report, schema_problem
 
 VALID_REPORT_TEXT = (DATA_DIR / "report-6.1.json").read_text()
@@ -129,6 +130,7 @@ def test_garbage_stream_gives_a_valid_report_or_one_line(tmp_path, lines):
                                       "  KTAP version 1", "  1..1", "  ok 1 c", "# diag",
                                       "ok 1", "noise", "ok 1 x # TIMEOUT"]) | st.text(max_size=15),
                      max_size=8))
+@example(text=["KTAP version 1", "1..2", "ok 1 a", "not ok 2 b", "# diag"])
 @fixture_settings
 def test_ktap_garbage_parses_or_gives_one_line(tmp_path, text):
     path = tmp_path / "garbage.ktap"
@@ -136,3 +138,22 @@ def test_ktap_garbage_parses_or_gives_one_line(tmp_path, text):
     run = run_cli("ktap-parse", path)
     if run.status != 0:
         assert_one_line_error(run, f"{path}:")
+        return
+    # Accepted: then it obeys what ktap.rst requires at every level, and the printed tree
+    # and counts are that document's.
+    document = parse_ktap("\n".join(text) + "\n")
+    assert_well_formed_ktap(document, [line.strip() for line in text])
+    printed = run.stdout.splitlines()
+    assert printed[0].startswith(f"{document.version}, ")
+    leaves = sum(count for count in count_statuses(document).values())
+    assert printed[-1] == "no tests" if leaves == 0 else \
+        sum(int(part.rsplit(" ", 1)[1]) for part in printed[-1].split(", ")) == leaves
+
+
+def assert_well_formed_ktap(document, stripped_lines):
+    assert document.version in stripped_lines
+    assert [test.number for test in document.tests] == list(range(1, len(document.tests) + 1))
+    assert document.plan is None or document.plan == len(document.tests)
+    for test in document.tests:
+        if test.subtests:
+            assert_well_formed_ktap(test.subtests, stripped_lines)

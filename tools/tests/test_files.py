@@ -70,7 +70,8 @@ def test_dangling_symlink_creates_its_target(tmp_path):
 
 
 @needs_root
-@pytest.mark.parametrize("force", [pytest.param(False, id="plain"), pytest.param(True, id="forced")])
+@pytest.mark.parametrize("force", [pytest.param(False, id="plain"),
+                                   pytest.param(True, id="forced")])
 def test_character_device_is_written_in_place(tmp_path, force):
     device = char_device(tmp_path / "null", 3)
     write_output(device, "into the void\n", force=force)

@@ -153,3 +153,20 @@ def test_verdicts_are_the_schema_enum_in_its_order(schema):
     assert VERDICTS == ("pass", "fail", "skip", "hang", "crash", "error")
     assert list(VERDICTS) == schema["$defs"]["verdict"]["enum"]
     assert BROKEN_VERDICTS == ("fail", "hang", "crash", "error")
+
+
+def test_validate_a_directory_checks_its_reports_not_the_schemas(tmp_path, make_report, schema):
+    reports = tmp_path / "reports"
+    (reports / "local").mkdir(parents=True)
+    make_report("6.1.0-56-amd64").rename(reports / "6.1.0-56-amd64.json")
+    make_report("6.99").rename(reports / "local" / "6.99.json")
+    (reports / "report.schema.json").write_text(json.dumps(schema))
+    (reports / "kernel-splats.json").write_text('[{"kind": "warn", "prefix": "WARNING:"}]')
+    run = run_cli("validate", reports)
+    assert run.status == 0, run.stderr
+    assert run.stdout.splitlines() == [f"ok: {reports / '6.1.0-56-amd64.json'}: kernel "
+                                       "6.1.0-56-amd64, 1 results, run ended complete"]
+
+
+def test_validate_a_directory_without_reports_is_one_line(tmp_path):
+    assert_one_line_error(run_cli("validate", tmp_path), tmp_path)

@@ -36,11 +36,25 @@ def _noise(text):
     return value
 
 
+def _reports_named(arguments):
+    """Each argument as a report path; a directory stands for the reports in it."""
+    from uring_conform.report import report_paths
+
+    for argument in arguments:
+        if Path(argument).is_dir():
+            found = report_paths(argument)
+            if not found:
+                raise InputError(argument, "no reports (<kernel-release>.json) in this directory")
+            yield from found
+        else:
+            yield argument
+
+
 def cmd_validate(args):
     from uring_conform.report import load_report
 
     status = EXIT_OK
-    for path in args.reports:
+    for path in _reports_named(args.reports):
         try:
             report = load_report(path)
         except InputError as error:
@@ -141,8 +155,8 @@ def cmd_ktap_parse(args):
 
 
 EPILOG_EXAMPLES = """examples:
-  PYTHONPATH=tools python3 -m uring_conform validate reports/*.json
-  PYTHONPATH=tools python3 -m uring_conform compare reports/6.1.0-25-amd64.json reports/6.18.0.json
+  PYTHONPATH=tools python3 -m uring_conform validate reports
+  PYTHONPATH=tools python3 -m uring_conform compare reports/6.1.0-56-amd64.json reports/6.18.44-fc-v657.json
   PYTHONPATH=tools python3 -m uring_conform matrix-report
 """
 
@@ -165,18 +179,20 @@ def build_parser():
     validate = command(
         "validate", cmd_validate, "check reports against the schema",
         "Load each report and check it against reports/report.schema.json, plus unique ids and "
-        "summary counts. Prints 'ok: FILE: ...' per good file; 'error: FILE: problem' on "
-        "stderr and exit 2 for any bad one.",
-        "python3 -m uring_conform validate reports/*.json")
-    validate.add_argument("reports", nargs="+", metavar="REPORT")
+        "summary counts. A directory stands for the reports in it (<kernel-release>.json, not "
+        "the schemas beside them). Prints 'ok: FILE: ...' per good file; 'error: FILE: "
+        "problem' on stderr and exit 2 for any bad one.",
+        "python3 -m uring_conform validate reports")
+    validate.add_argument("reports", nargs="+", metavar="REPORT|DIR")
 
     assemble = command(
         "assemble", cmd_assemble, "rebuild a report from a JSONL stream",
         "Rebuild a schema-valid report from the harness's JSONL stream (FILE.jsonl or the "
         "--stream copy a qemu guest sends over a serial port). A torn last line and non-JSON "
         "noise lines are skipped. Without an 'end' line the run counts as interrupted.",
-        "python3 -m uring_conform assemble guest.jsonl -o reports/6.1.0-25-amd64.json "
-        "--ended guest-panic --ended-detail 'Kernel panic - not syncing'")
+        "python3 -m uring_conform assemble tools/tests/data/guest-panic.stream.jsonl "
+        "-o /tmp/6.1.0-25-amd64.json --ended guest-panic "
+        "--ended-detail 'Kernel panic - not syncing'")
     assemble.add_argument("stream", metavar="STREAM.jsonl", help="stream file, '-' for stdin")
     assemble.add_argument("-o", "--output", required=True, metavar="REPORT.json")
     assemble.add_argument("--ended", choices=("complete", "interrupted", "guest-panic",
@@ -220,8 +236,8 @@ def build_parser():
         "matrix-report", cmd_matrix_report, "render MATRIX.md and matrix.html",
         "Render the compatibility matrix (rows: scenarios and probed capabilities, columns: "
         "kernels sorted by version) as MATRIX.md and matrix.html with plots. Default input: "
-        "every report in REPORTS_DIR, i.e. <kernel-release>.json (reports/local/ is not read). The output "
-        "depends only on the reports, so committed files are reproducible.",
+        "every report in REPORTS_DIR, i.e. <kernel-release>.json (reports/local/ is not "
+        "read). The output depends only on the reports, so committed files are reproducible.",
         "python3 -m uring_conform matrix-report --out-dir reports")
     matrix.add_argument("reports", nargs="*", metavar="REPORT")
     matrix.add_argument("--reports-dir", default="reports",
@@ -233,7 +249,7 @@ def build_parser():
         "Export a report as KCIDB I/O v4.2 data (checkouts, builds, tests). Status mapping: "
         "pass PASS, fail FAIL, skip SKIP, error/hang/crash ERROR; see "
         "uring_conform/export/kcidb.py for the path mapping and the reasons.",
-        "python3 -m uring_conform export --kcidb reports/6.18.0.json -o /tmp/kcidb.json")
+        "python3 -m uring_conform export --kcidb reports/6.18.44-fc-v657.json -o /tmp/kcidb.json")
     export.add_argument("--kcidb", dest="report", required=True, metavar="REPORT.json")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     export.add_argument("--force", action="store_true", help="overwrite an existing FILE")
@@ -243,7 +259,8 @@ def build_parser():
         "Parse KTAP version 1 output (Documentation/dev-tools/ktap.rst) strictly and print "
         "its test tree. Malformed input (missing version line, wrong plan count, bad "
         "numbering, bad nesting) gives 'error: FILE:LINE: problem' and exit 2.",
-        "build/uring-conform run --ktap | python3 -m uring_conform ktap-parse -")
+        "build/uring-conform run --filter 'perf/nop*' --ktap - | "
+        "python3 -m uring_conform ktap-parse -")
     ktap.add_argument("file", metavar="FILE", help="KTAP text, '-' for stdin")
     ktap.add_argument("--json", action="store_true", help="print the tree as JSON")
     ktap.add_argument("--require-plan", action="store_true",

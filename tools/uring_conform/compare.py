@@ -342,7 +342,8 @@ def sections(comparison):
                 + [c.describe() for c in gained], _names(comparison.gained) + len(gained)),
         Section("Lost capabilities", "", _capability_lines(comparison.lost)
                 + [c.describe() for c in lost], _names(comparison.lost) + len(lost)),
-        Section("Behaviour changes", "metrics", [c.describe() for c in comparison.behaviour_changes]),
+        Section("Behaviour changes", "metrics",
+                [c.describe() for c in comparison.behaviour_changes]),
         Section("Other verdict changes", "", [c.describe() for c in of_kind("changed")]),
         Section("Not in NEW", "", [c.describe() for c in of_kind("removed")]),
     ]
