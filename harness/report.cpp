@@ -147,6 +147,8 @@ PreviousRun read_previous_run(const std::string& jsonl_path) {
                 previous.results.push_back(std::move(line));
             else
                 previous.results[it->second] = std::move(line);  // a later line is the newer word on it
+        } else if (type == "start") {
+            continue;  // which scenario ran when the run was cut: the stream reader's business
         } else if (type == "end") {
             previous.ended = true;
         } else {
@@ -193,6 +195,10 @@ void ReportWriter::result(const Json& result) {
     Json line = {{"type", "result"}};
     line.update(result);
     append(line);
+}
+
+void ReportWriter::started(const std::string& id, size_t index, size_t planned) {
+    append({{"type", "start"}, {"id", id}, {"index", index}, {"planned", planned}});
 }
 
 void ReportWriter::carried_over(const Json& result) {

@@ -51,6 +51,9 @@ class ReportWriter {
     // {"type":"header", ...}; when resuming it goes to the stream only
     // (REPORT.jsonl has it already).
     void header(const Json& header);
+    // {"type":"start"} before a scenario's child is forked: after a panic or
+    // kill, the last start without a result names the scenario in flight.
+    void started(const std::string& id, size_t index, size_t planned);
     void result(const Json& result);         // one finished scenario
     // A result of the interrupted run: marked "resumed", copied to the
     // stream (whose reader may have missed it), not to REPORT.jsonl again.

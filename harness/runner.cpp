@@ -301,6 +301,7 @@ Json make_result(const Instance& instance, const Json& verdict, double duration_
     r["reason"] = verdict["reason"];
     r["duration_ms"] = duration_ms;
     r["iterations"] = verdict["iterations"];
+    if (verdict.value("timing_dependent", false)) r["timing_dependent"] = true;
     r["metrics"] = verdict["metrics"];
     r["evidence"] = verdict["evidence"];
     return r;
@@ -595,6 +596,7 @@ int run_suite(const RunOptions& options, const Probe& probe, const std::vector<I
         if (auto reason = unmet_requirement(inst, probe)) {
             r = make_result(inst, no_run_verdict("skip", *reason, Json::object()), 0.0);
         } else {
+            writer.started(inst.id, i, instances.size());
             r = run_forked(inst, probe, settings, tick);
             attach_kernel_findings(r, kernel.collect());
         }

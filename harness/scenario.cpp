@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "ring.h"
 
@@ -165,6 +166,18 @@ void Ctx::add_iterations(uint64_t n) {
     iterations_ += n;
 }
 
+uint64_t Ctx::rounds_to_catch(double rate) const {
+    double confidence = pick(0.99, 0.999, 0.9999);
+    return uint64_t(std::ceil(std::log(1 - confidence) / std::log(1 - rate)));
+}
+
+void Ctx::timing_dependent(uint64_t rounds, uint64_t violations) {
+    std::lock_guard lock(mutex_);
+    timing_dependent_ = true;
+    metrics_["rounds"] = rounds;
+    metrics_["violations"] = violations;
+}
+
 bool Ctx::failed() const {
     std::lock_guard lock(mutex_);
     return !failures_.empty();
@@ -212,6 +225,7 @@ nlohmann::ordered_json Ctx::result(const std::optional<Stop>& stop) const {
     out["verdict"] = verdict;
     out["reason"] = reason;
     out["iterations"] = iterations_;
+    if (timing_dependent_) out["timing_dependent"] = true;
     out["metrics"] = metrics_;
     nlohmann::ordered_json evidence = nlohmann::ordered_json::object();
     if (!failures_.empty()) evidence["failures"] = failures_;

@@ -202,6 +202,14 @@ class Ctx {
     void metric(const std::string& key, nlohmann::json value);
     void note(const std::string& text);
     void add_iterations(uint64_t n);
+    // Rounds that catch a violation occurring in at least `rate` of rounds
+    // with the profile's confidence (quick 99 %, full 99.9 %, stress 99.99 %):
+    // n = ceil(log(1 - confidence) / log(1 - rate)); 90 for 5 % in quick.
+    uint64_t rounds_to_catch(double rate = 0.05) const;
+    // The rule under test breaks only under some timings: `rounds` ran and
+    // `violations` broke it. Marks the result timing_dependent and records
+    // both as metrics, so a pass says how many rounds it survived.
+    void timing_dependent(uint64_t rounds, uint64_t violations);
     bool failed() const;
 
     // Ring bookkeeping for evidence (called by Ring).
@@ -228,6 +236,7 @@ class Ctx {
     nlohmann::json cqe_tail_ = nlohmann::json::array();
     nlohmann::ordered_json metrics_ = nlohmann::ordered_json::object();
     uint64_t iterations_ = 0;
+    bool timing_dependent_ = false;
 };
 
 }  // namespace uc
