@@ -26,45 +26,68 @@ using namespace uc;
 
 using namespace bufring_family;
 
-// --- capability probes: tried on a scratch ring; -EINVAL means "not understood" ---
+// --- capability probes: tried on a scratch ring. -EINVAL / -EOPNOTSUPP
+// mean "not understood"; any other answer means the kernel took the request. ---
 
 // Multishot recv drawing from legacy provided buffers (IORING_OP_PROVIDE_BUFFERS):
 // provide four buffers, queue data, and see whether the recv is refused.
-bool probe_legacy_multishot(const Probe& probe) {
+CapabilityEvidence probe_legacy_multishot(const Probe& probe) {
+    for (int op : {IORING_OP_PROVIDE_BUFFERS, IORING_OP_RECV})
+        if (auto missing = lacks_op(probe, op)) return *missing;
+    const char* tried = "IORING_OP_RECV with IORING_RECV_MULTISHOT from IORING_OP_PROVIDE_BUFFERS buffers, data queued";
     int fds[2];
-    if (!probe.has_op(IORING_OP_PROVIDE_BUFFERS) || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
-        return false;
-    io_uring ring{};
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) return untried(tried, "socketpair: " + errno_name(errno));
     std::vector<char> memory(4 * 64);
-    int res = -EINVAL;
-    if (io_uring_queue_init(8, &ring, 0) == 0) {
+    std::optional<CapabilityEvidence> evidence;
+    io_uring ring{};
+    if (int ret = io_uring_queue_init(8, &ring, 0); ret < 0) {
+        evidence = untried(tried, "io_uring_queue_init: " + errno_name(ret));
+    } else {
         io_uring_prep_provide_buffers(io_uring_get_sqe(&ring), memory.data(), 64, 4, kGroup, 0);
         io_uring_cqe* cqe = nullptr;
-        if (io_uring_submit_and_wait(&ring, 1) == 1 && io_uring_peek_cqe(&ring, &cqe) == 0 && cqe->res >= 0) {
-            io_uring_cqe_seen(&ring, cqe);
+        int provided = io_uring_submit_and_wait(&ring, 1) == 1 && io_uring_peek_cqe(&ring, &cqe) == 0 ? cqe->res : -EIO;
+        if (cqe) io_uring_cqe_seen(&ring, cqe);
+        if (provided < 0) {
+            // Without the buffers the recv cannot be tried: absent only if the kernel refused the provide itself.
+            evidence = SqeAnswer{provided}.refused()
+                           ? answered("IORING_OP_PROVIDE_BUFFERS of 4 buffers", provided)
+                           : untried(tried, "IORING_OP_PROVIDE_BUFFERS: -" + errno_name(provided));
+        } else {
             (void)!write(fds[0], "probe", 5);
             io_uring_sqe* sqe = io_uring_get_sqe(&ring);
             io_uring_prep_recv_multishot(sqe, fds[1], nullptr, 0, 0);
             sqe->flags |= IOSQE_BUFFER_SELECT;
             sqe->buf_group = kGroup;
-            __kernel_timespec ts{0, 100'000'000};
-            if (io_uring_submit(&ring) == 1 && io_uring_wait_cqe_timeout(&ring, &cqe, &ts) == 0) res = cqe->res;
+            constexpr unsigned kWaitMs = 100;
+            SqeAnswer answer{std::nullopt, kWaitMs};
+            __kernel_timespec ts{0, kWaitMs * 1'000'000};
+            if (int submitted = io_uring_submit(&ring); submitted != 1)
+                answer.res = submitted < 0 ? submitted : -EAGAIN;
+            else if (io_uring_wait_cqe_timeout(&ring, &cqe, &ts) == 0)
+                answer.res = cqe->res;
+            evidence = answered(tried, answer);
         }
         io_uring_queue_exit(&ring);
     }
     close(fds[0]);
     close(fds[1]);
-    return res != -EINVAL;
+    return *evidence;
 }
 const CapabilityProbe legacy_multishot_probe{"recv_multishot_legacy_buffers", probe_legacy_multishot};
 
-// IORING_RECVSEND_BUNDLE on a multishot recv with a buffer ring, data already queued.
+// IORING_RECVSEND_BUNDLE on a multishot recv with a buffer ring, data already
+// queued. The feature bit is the documented sign (IORING_FEAT_RECVSEND_BUNDLE,
+// 6.10); the SQE shows the kernel takes the flag on a recv as well.
 const CapabilityProbe recv_bundle_probe{"recv_bundle", [](const Probe& probe) {
-    if (!probe.buf_ring || !probe.has_feature(IORING_FEAT_RECVSEND_BUNDLE)) return false;
+    if (auto missing = lacks_op(probe, IORING_OP_RECV)) return *missing;
+    if (!probe.has_feature(IORING_FEAT_RECVSEND_BUNDLE))
+        return absent("io_uring_params.features", "IORING_FEAT_RECVSEND_BUNDLE not set");
+    if (!probe.buf_ring) return absent("IORING_REGISTER_PBUF_RING", "refused (probe buf_ring)");
+    const char* tried = "IORING_OP_RECV with IORING_RECV_MULTISHOT|IORING_RECVSEND_BUNDLE from a buffer ring, data queued";
     int fds[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) return false;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) return untried(tried, "socketpair: " + errno_name(errno));
     ProbeBufRing bufs(4, 64);
-    int res = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) {
+    SqeAnswer answer = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) {
         bufs.register_on(ring, kGroup);
         (void)!write(fds[0], bufs.data(), 200);
         io_uring_prep_recv_multishot(sqe, fds[1], nullptr, 0, 0);
@@ -74,7 +97,7 @@ const CapabilityProbe recv_bundle_probe{"recv_bundle", [](const Probe& probe) {
     });
     close(fds[0]);
     close(fds[1]);
-    return res != -EINVAL;
+    return answered(tried, answer);
 }};
 
 // --- scenarios ---

@@ -26,16 +26,19 @@ using namespace cancel_family;
 
 // --- capability probes ---
 
+// io_uring_register(2) refuses an opcode it does not know with -EINVAL; a
+// known IORING_REGISTER_SYNC_CANCEL answers the cancel (-ENOENT here).
 const CapabilityProbe sync_cancel_probe{"sync_cancel", [](const Probe&) {
+    const char* tried = "IORING_REGISTER_SYNC_CANCEL of a user_data never submitted";
     io_uring ring{};
-    if (io_uring_queue_init(4, &ring, 0) < 0) return false;
+    if (int ret = io_uring_queue_init(4, &ring, 0); ret < 0) return untried(tried, "io_uring_queue_init: " + errno_name(ret));
     io_uring_sync_cancel_reg reg{};
     reg.addr = 0x5eed;
     reg.timeout.tv_sec = -1;
     reg.timeout.tv_nsec = -1;
     int res = io_uring_register_sync_cancel(&ring, &reg);
     io_uring_queue_exit(&ring);
-    return res == -ENOENT;
+    return answered(tried, res);
 }};
 
 // --- linked timeouts ---

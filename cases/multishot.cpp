@@ -34,14 +34,18 @@ struct Params {
 };
 const auto kVariants = grid(setups(&Params::setup, all_setups()), axis("cq", &Params::cq, {8u, 256u}));
 
-// --- capability probes: tried on a scratch ring, -EINVAL means "unknown flag" ---
+// --- capability probes: tried on a scratch ring. An unknown ioprio or
+// timeout flag is -EINVAL; anything else (a CQE, or a request left pending)
+// means the kernel took the flag. ---
 
-bool probe_multishot_receive(bool recvmsg) {
+CapabilityEvidence probe_multishot_receive(bool recvmsg) {
+    std::string tried = str(recvmsg ? "IORING_OP_RECVMSG" : "IORING_OP_RECV",
+                            " with IORING_RECV_MULTISHOT from a buffer ring on an empty AF_UNIX datagram socket");
     int fds[2];
-    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) < 0) return false;
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fds) < 0) return untried(tried, "socketpair: " + errno_name(errno));
     ProbeBufRing bufs(4, 64);
     msghdr msg{};
-    int res = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) {
+    SqeAnswer answer = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) {
         bufs.register_on(ring, kGroup);
         if (recvmsg)
             io_uring_prep_recvmsg_multishot(sqe, fds[1], &msg, 0);
@@ -52,31 +56,42 @@ bool probe_multishot_receive(bool recvmsg) {
     });
     close(fds[0]);
     close(fds[1]);
-    return res != -EINVAL;
+    return answered(tried, answer);
 }
 
-const CapabilityProbe recv_multishot_probe{"recv_multishot", [](const Probe&) { return probe_multishot_receive(false); }};
-const CapabilityProbe recvmsg_multishot_probe{"recvmsg_multishot",
-                                              [](const Probe&) { return probe_multishot_receive(true); }};
+const CapabilityProbe recv_multishot_probe{"recv_multishot", [](const Probe& probe) {
+    if (auto missing = lacks_op(probe, IORING_OP_RECV)) return *missing;
+    return probe_multishot_receive(false);
+}};
+const CapabilityProbe recvmsg_multishot_probe{"recvmsg_multishot", [](const Probe& probe) {
+    if (auto missing = lacks_op(probe, IORING_OP_RECVMSG)) return *missing;
+    return probe_multishot_receive(true);
+}};
 
-const CapabilityProbe accept_multishot_probe{"accept_multishot", [](const Probe&) {
+const CapabilityProbe accept_multishot_probe{"accept_multishot", [](const Probe& probe) {
+    if (auto missing = lacks_op(probe, IORING_OP_ACCEPT)) return *missing;
+    const char* tried = "IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT on a listening loopback TCP socket";
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0 || listen(fd, 1) < 0) {
+        CapabilityEvidence host = untried(tried, "listening socket: " + errno_name(errno));
         if (fd >= 0) close(fd);
-        return false;
+        return host;
     }
-    int res = probe_one_sqe([&](io_uring*, io_uring_sqe* sqe) { io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, 0); });
+    SqeAnswer answer =
+        probe_one_sqe([&](io_uring*, io_uring_sqe* sqe) { io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, 0); });
     close(fd);
-    return res != -EINVAL;
+    return answered(tried, answer);
 }};
 
-const CapabilityProbe timeout_multishot_probe{"timeout_multishot", [](const Probe&) {
+const CapabilityProbe timeout_multishot_probe{"timeout_multishot", [](const Probe& probe) {
+    if (auto missing = lacks_op(probe, IORING_OP_TIMEOUT)) return *missing;
     __kernel_timespec ts{0, 1'000'000};
-    int res = probe_one_sqe([&](io_uring*, io_uring_sqe* sqe) { io_uring_prep_timeout(sqe, &ts, 1, IORING_TIMEOUT_MULTISHOT); });
-    return res == -ETIME;
+    return answered("IORING_OP_TIMEOUT with IORING_TIMEOUT_MULTISHOT, 1 ms", probe_one_sqe([&](io_uring*, io_uring_sqe* sqe) {
+                        io_uring_prep_timeout(sqe, &ts, 1, IORING_TIMEOUT_MULTISHOT);
+                    }));
 }};
 
 // --- shared pieces ---

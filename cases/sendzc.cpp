@@ -69,31 +69,38 @@ std::vector<Variant<PayloadParams>> payload_variants(std::initializer_list<Setup
 
 // --- capability probes ---
 
-// IORING_SEND_ZC_REPORT_USAGE (6.2): an unknown zc flag is -EINVAL.
+// IORING_SEND_ZC_REPORT_USAGE (6.2): io_send_zc_prep() refuses an unknown
+// zc flag with -EINVAL (io_uring/net.c).
 const CapabilityProbe report_usage_probe{"send_zc_report_usage", [](const Probe& probe) {
-    return probe.has_op(IORING_OP_SEND_ZC) && probe_send([](io_uring*, io_uring_sqe* sqe, int fd, uint8_t* byte) {
-        io_uring_prep_send_zc(sqe, fd, byte, 1, 0, IORING_SEND_ZC_REPORT_USAGE);
-    });
+    if (auto missing = lacks_op(probe, IORING_OP_SEND_ZC)) return *missing;
+    return probe_send("IORING_OP_SEND_ZC with IORING_SEND_ZC_REPORT_USAGE of 1 byte over UDP",
+                      [](io_uring*, io_uring_sqe* sqe, int fd, uint8_t* byte) {
+                          io_uring_prep_send_zc(sqe, fd, byte, 1, 0, IORING_SEND_ZC_REPORT_USAGE);
+                      });
 }};
 
 // SENDMSG_ZC with IORING_RECVSEND_FIXED_BUF (io_uring_prep_sendmsg_zc_fixed(3),
-// liburing 2.10): older kernels refuse the flag on sendmsg.
+// liburing 2.10): older kernels refuse the flag on sendmsg with -EINVAL.
 const CapabilityProbe sendmsg_fixed_probe{"sendmsg_zc_fixed_buf", [](const Probe& probe) {
+    if (auto missing = lacks_op(probe, IORING_OP_SENDMSG_ZC)) return *missing;
     iovec iov{};
     msghdr msg{};
-    if (!probe.has_op(IORING_OP_SENDMSG_ZC)) return false;
-    return probe_send([&](io_uring* ring, io_uring_sqe* sqe, int fd, uint8_t* byte) {
-        iov = {byte, 1};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        iovec whole{byte, 1};
-        if (io_uring_register_buffers(ring, &whole, 1) != 0) return;
-        io_uring_prep_sendmsg_zc(sqe, fd, &msg, 0);
-        sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
-        sqe->buf_index = 0;
-    });
+    int registered = 0;
+    CapabilityEvidence evidence = probe_send(
+        "IORING_OP_SENDMSG_ZC with IORING_RECVSEND_FIXED_BUF from registered buffer 0, 1 byte over UDP",
+        [&](io_uring* ring, io_uring_sqe* sqe, int fd, uint8_t* byte) {
+            iov = {byte, 1};
+            msg.msg_iov = &iov;
+            msg.msg_iovlen = 1;
+            iovec whole{byte, 1};
+            registered = io_uring_register_buffers(ring, &whole, 1);
+            io_uring_prep_sendmsg_zc(sqe, fd, &msg, 0);
+            sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
+            sqe->buf_index = 0;
+        });
+    if (registered < 0) return untried(evidence.tried, "io_uring_register_buffers: " + errno_name(registered));
+    return evidence;
 }};
-
 
 // Which zero-copy send a variant makes: its op and, when it has a buf axis, the buffer.
 struct ZcKind {

@@ -39,24 +39,36 @@ void probe_provide_byte(io_uring* ring, uint8_t* byte) {
 // Send from a provided buffer (6.10). The uapi has no IORING_FEAT_SEND_BUF_SELECT
 // (the playbook and io_uring_prep_send(3) name one; io_uring.h defines only
 // IORING_FEAT_RECVSEND_BUNDLE), so this is found by trying: older kernels
-// refuse IOSQE_BUFFER_SELECT on IORING_OP_SEND.
+// refuse IOSQE_BUFFER_SELECT on an opcode without buffer_select with
+// -EOPNOTSUPP (io_init_req(), io_uring/io_uring.c).
 const CapabilityProbe send_buf_select_probe{"send_buf_select", [](const Probe& probe) {
-    return probe.buf_ring && probe_send([](io_uring* ring, io_uring_sqe* sqe, int fd, uint8_t* byte) {
-        probe_provide_byte(ring, byte);
-        io_uring_prep_send(sqe, fd, nullptr, 0, 0);
-        sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = kGroup;
-    });
+    if (auto missing = lacks_op(probe, IORING_OP_SEND)) return *missing;
+    if (!probe.buf_ring) return absent("IORING_REGISTER_PBUF_RING", "refused (probe buf_ring)");
+    return probe_send("IORING_OP_SEND with IOSQE_BUFFER_SELECT of a 1-byte provided buffer over UDP",
+                      [](io_uring* ring, io_uring_sqe* sqe, int fd, uint8_t* byte) {
+                          probe_provide_byte(ring, byte);
+                          io_uring_prep_send(sqe, fd, nullptr, 0, 0);
+                          sqe->flags |= IOSQE_BUFFER_SELECT;
+                          sqe->buf_group = kGroup;
+                      });
 }};
 
+// A send bundle: the feature bit is the documented sign
+// (IORING_FEAT_RECVSEND_BUNDLE, 6.10); an unknown send flag is -EINVAL
+// (io_sendmsg_prep(), io_uring/net.c).
 const CapabilityProbe send_bundle_probe{"send_bundle", [](const Probe& probe) {
-    return probe.buf_ring && probe_send([](io_uring* ring, io_uring_sqe* sqe, int fd, uint8_t* byte) {
-        probe_provide_byte(ring, byte);
-        io_uring_prep_send(sqe, fd, nullptr, 0, 0);
-        sqe->ioprio |= IORING_RECVSEND_BUNDLE;
-        sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = kGroup;
-    });
+    if (auto missing = lacks_op(probe, IORING_OP_SEND)) return *missing;
+    if (!probe.has_feature(IORING_FEAT_RECVSEND_BUNDLE))
+        return absent("io_uring_params.features", "IORING_FEAT_RECVSEND_BUNDLE not set");
+    if (!probe.buf_ring) return absent("IORING_REGISTER_PBUF_RING", "refused (probe buf_ring)");
+    return probe_send("IORING_OP_SEND with IORING_RECVSEND_BUNDLE|IOSQE_BUFFER_SELECT of a 1-byte provided buffer over UDP",
+                      [](io_uring* ring, io_uring_sqe* sqe, int fd, uint8_t* byte) {
+                          probe_provide_byte(ring, byte);
+                          io_uring_prep_send(sqe, fd, nullptr, 0, 0);
+                          sqe->ioprio |= IORING_RECVSEND_BUNDLE;
+                          sqe->flags |= IOSQE_BUFFER_SELECT;
+                          sqe->buf_group = kGroup;
+                      });
 }};
 // --- sends from provided buffers (6.10+) ---
 

@@ -84,15 +84,22 @@ inline int self_connected_udp() {
 }
 
 // Tries one send SQE on a scratch ring against a self-connected UDP socket;
-// `prep` may register buffers on that ring. Supported = the byte went out.
-inline bool probe_send(const std::function<void(io_uring*, io_uring_sqe*, int fd, uint8_t* byte)>& prep) {
+// `prep` may register buffers on that ring. -EINVAL / -EOPNOTSUPP for the
+// probed flag mean the kernel does not know it; any other answer (the byte
+// sent, or an error of the send itself) means it took the flag.
+inline CapabilityEvidence probe_send(const std::string& tried,
+                                     const std::function<void(io_uring*, io_uring_sqe*, int fd, uint8_t* byte)>& prep) {
     int fd = self_connected_udp();
+    if (fd < 0) return untried(tried, "self-connected UDP socket: " + errno_name(errno));
     Mapping page(4096);
-    if (fd < 0 || !page.data()) return false;
+    if (!page.data()) {
+        close(fd);
+        return untried(tried, "mmap: " + errno_name(page.error()));
+    }
     // The byte sits mid-page so that a buffer ring can use the page's start.
-    int res = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) { prep(ring, sqe, fd, page.data() + 2048); });
+    SqeAnswer answer = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) { prep(ring, sqe, fd, page.data() + 2048); });
     close(fd);
-    return res == 1;
+    return answered(tried, answer);
 }
 
 // Reads a TCP pattern() stream on its own thread, never past the byte budget

@@ -67,10 +67,12 @@ const SetupTrial kSetupTrials[] = {
     {"HYBRID_IOPOLL", IORING_SETUP_IOPOLL | IORING_SETUP_HYBRID_IOPOLL},
 };
 
-std::vector<std::pair<std::string, std::function<bool(const Probe&)>>>& capability_probes() {
-    static std::vector<std::pair<std::string, std::function<bool(const Probe&)>>> probes;
+std::vector<std::pair<std::string, std::function<CapabilityEvidence(const Probe&)>>>& capability_probes() {
+    static std::vector<std::pair<std::string, std::function<CapabilityEvidence(const Probe&)>>> probes;
     return probes;
 }
+
+constexpr const char* kUntried = "not tried: ";
 
 std::string try_setup(unsigned flags) {
     io_uring ring{};
@@ -148,30 +150,78 @@ bool Probe::capability(const std::string& name) const {
     return it != capabilities.end() && it->second;
 }
 
-CapabilityProbe::CapabilityProbe(std::string name, std::function<bool(const Probe&)> fn) {
+std::optional<std::string> Probe::capability_missing(const std::string& name) const {
+    if (capability(name)) return std::nullopt;
+    auto it = capability_evidence.find(name);
+    if (it == capability_evidence.end()) return "kernel lacks " + name + ": not probed";
+    const CapabilityEvidence& e = it->second;
+    if (e.answer.rfind(kUntried, 0) == 0)
+        return "cannot tell whether the kernel has " + name + ": " + e.tried + " " + e.answer + " (probe)";
+    return "kernel lacks " + name + ": " + e.tried + " -> " + e.answer + " (probe)";
+}
+
+std::optional<std::string> Probe::setup_refused(unsigned flags) const {
+    for (const SetupTrial& trial : kSetupTrials) {
+        // A trial made with a partner flag (SQ_AFF with SQPOLL) decides only
+        // for rings that ask for the partner too.
+        if ((flags & trial.flags) != trial.flags) continue;
+        auto it = setup_flags.find(trial.name);
+        if (it != setup_flags.end() && it->second != "ok")
+            return "io_uring_setup refused IORING_SETUP_" + std::string(trial.name) + ": " + it->second + " (probe)";
+    }
+    return std::nullopt;
+}
+
+CapabilityProbe::CapabilityProbe(std::string name, std::function<CapabilityEvidence(const Probe&)> fn) {
     capability_probes().emplace_back(std::move(name), std::move(fn));
 }
 
-int probe_one_sqe(const std::function<void(io_uring*, io_uring_sqe*)>& prep, unsigned timeout_ms) {
+std::string SqeAnswer::text() const {
+    if (!res) return str("pending after ", waited_ms, " ms");
+    return *res < 0 ? "-" + errno_name(*res) : str("res ", *res);
+}
+
+bool SqeAnswer::refused() const { return res && (*res == -EINVAL || *res == -EOPNOTSUPP); }
+
+CapabilityEvidence answered(std::string tried, const SqeAnswer& answer) {
+    return {std::move(tried), answer.text(), !answer.refused()};
+}
+
+CapabilityEvidence answered(std::string tried, int res) { return answered(std::move(tried), SqeAnswer{res}); }
+
+CapabilityEvidence absent(std::string tried, std::string answer) { return {std::move(tried), std::move(answer), false}; }
+
+CapabilityEvidence untried(std::string tried, std::string host_failure) {
+    return {std::move(tried), kUntried + std::move(host_failure), false};
+}
+
+std::optional<CapabilityEvidence> lacks_op(const Probe& probe, int opcode) {
+    if (probe.has_op(opcode)) return std::nullopt;
+    return absent("IORING_REGISTER_PROBE", "IORING_OP_" + opcode_name(opcode) + " not supported");
+}
+
+SqeAnswer probe_one_sqe(const std::function<void(io_uring*, io_uring_sqe*)>& prep, unsigned timeout_ms) {
     io_uring ring{};
-    if (io_uring_queue_init(8, &ring, 0) < 0) return -ENOSYS;
+    if (int ret = io_uring_queue_init(8, &ring, 0); ret < 0) return {ret};
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);
     prep(&ring, sqe);
     sqe->user_data = 1;
-    int res = -ETIME;
-    if (io_uring_submit(&ring) >= 1) {
+    SqeAnswer answer{std::nullopt, timeout_ms};
+    if (int submitted = io_uring_submit(&ring); submitted < 1) {
+        answer.res = submitted < 0 ? submitted : -EAGAIN;
+    } else {
         __kernel_timespec ts{0, (long long)timeout_ms * 1'000'000};
         io_uring_cqe* cqe = nullptr;
         // Skip CQEs of helper requests the prep may have queued (user_data != 1).
         while (io_uring_wait_cqe_timeout(&ring, &cqe, &ts) == 0) {
             bool ours = cqe->user_data == 1;
-            if (ours) res = cqe->res;
+            if (ours) answer.res = cqe->res;
             io_uring_cqe_seen(&ring, cqe);
             if (ours) break;
         }
     }
     io_uring_queue_exit(&ring);  // ring exit cancels whatever is still pending
-    return res;
+    return answer;
 }
 
 Probe run_probe() {
@@ -216,7 +266,11 @@ Probe run_probe() {
     io_uring_queue_exit(&ring);
 
     for (const SetupTrial& trial : kSetupTrials) p.setup_flags[trial.name] = try_setup(trial.flags);
-    for (auto& [name, fn] : capability_probes()) p.capabilities[name] = fn(p);
+    for (auto& [name, fn] : capability_probes()) {
+        CapabilityEvidence evidence = fn(p);
+        p.capabilities[name] = evidence.present;
+        p.capability_evidence[name] = std::move(evidence);
+    }
     return p;
 }
 
@@ -236,6 +290,10 @@ nlohmann::ordered_json Probe::to_json() const {
     j["setup_flags"] = setup_flags;
     j["buf_ring"] = {{"ring", buf_ring}, {"incremental", buf_ring_inc}};
     j["capabilities"] = capabilities;
+    nlohmann::ordered_json evidence = nlohmann::ordered_json::object();
+    for (const auto& [name, e] : capability_evidence)
+        evidence[name] = {{"tried", e.tried}, {"answer", e.answer}, {"present", e.present}};
+    j["capability_evidence"] = evidence;
     nlohmann::ordered_json sysctl;
     sysctl["io_uring_disabled"] = io_uring_disabled ? nlohmann::json(*io_uring_disabled) : nlohmann::json(nullptr);
     sysctl["io_uring_group"] = io_uring_group ? nlohmann::json(*io_uring_group) : nlohmann::json(nullptr);

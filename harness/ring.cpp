@@ -18,14 +18,19 @@ Ring::Ring(Ctx& ctx, Setup setup, unsigned cq_entries, unsigned sq_entries, unsi
         params.cq_entries = cq_entries;
     }
     if (setup == Setup::sqpoll) params.sq_thread_idle = 50;  // ms
+    // A flag the probe saw refused is a skip. The parent already skipped the
+    // variants whose setup mode it refused; this catches extra_flags and
+    // CQSIZE, which no variant names.
+    if (auto refused = ctx.probe().setup_refused(params.flags)) ctx.skip(*refused);
     int ret = io_uring_queue_init_params(sq_entries, &ring_, &params);
-    if (ret == -EINVAL || ret == -EPERM || ret == -EOPNOTSUPP)
-        ctx.skip(str("io_uring_setup refused flags 0x", std::hex, params.flags, std::dec, " (", setup_name(setup),
-                     "): ", errno_name(ret)));
     if (ret == -ENOMEM)
         ctx.skip(str("io_uring_setup: ENOMEM; RLIMIT_MEMLOCK is ",
                      ctx.probe().memlock_kib ? std::to_string(*ctx.probe().memlock_kib) + " KiB" : "unlimited"));
-    if (ret < 0) ctx.error("io_uring_setup: " + errno_name(ret));
+    // The probe accepted every flag asked for, so a refusal now is not the
+    // kernel lacking a feature: the sizes, or the host (as BufRing says).
+    if (ret < 0)
+        ctx.error(str("io_uring_setup(", sq_entries, " entries, flags 0x", std::hex, params.flags, std::dec, " (",
+                      setup_name(setup), ")): ", errno_name(ret), " although the probe accepted these flags"));
     id_ = ctx.attach(this);
 }
 

@@ -19,8 +19,9 @@ class Ctx;
 class Ring {
   public:
     // A ring in `setup` mode with `cq_entries` CQEs (0: the kernel's default,
-    // twice the SQ). A flag the kernel refuses is a skip; running out of
-    // locked memory is a skip naming RLIMIT_MEMLOCK; anything else is an error.
+    // twice the SQ). A flag the probe saw refused is a skip quoting it;
+    // running out of locked memory is a skip naming RLIMIT_MEMLOCK; any other
+    // refusal is an error (the probe accepted the flags).
     Ring(Ctx& ctx, Setup setup, unsigned cq_entries = 0, unsigned sq_entries = 32, unsigned extra_flags = 0);
     ~Ring();
     Ring(const Ring&) = delete;
