@@ -109,3 +109,18 @@ inline void set_buf_reg_flags(io_uring_buf_reg& reg, unsigned short flags) {
     set_buf_reg_flags(reg, flags, 0);
 }
 }  // namespace compat
+
+namespace compat {
+// struct io_uring_getevents_arg's `pad` became `min_wait_usec` in 6.12 (with
+// IORING_FEAT_MIN_TIMEOUT; same offset, the struct keeps its size); this sets
+// it whichever name the header uses. Older kernels reject a non-zero pad.
+template <typename Arg>
+auto set_min_wait_usec(Arg& arg, __u32 usec, int) -> decltype(arg.min_wait_usec = usec, void()) {
+    arg.min_wait_usec = usec;
+}
+template <typename Arg>
+void set_min_wait_usec(Arg& arg, __u32 usec, long) {
+    arg.pad = usec;
+}
+inline void set_min_wait_usec(io_uring_getevents_arg& arg, __u32 usec) { set_min_wait_usec(arg, usec, 0); }
+}  // namespace compat
