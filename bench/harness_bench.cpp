@@ -86,12 +86,12 @@ uc::Json measure_overhead(int rounds, const std::string& report_dir) {
         for (const auto& instance : instances) {
             double cpu_start = cpu_ms();
             uint64_t start = uc::now_ns();
-            uc::Json result = uc::run_instance(instance, probe, settings);
+            uc::Result result = uc::run_instance(instance, probe, settings);
             double run_ms = ms_since(start);
             uint64_t write_start = uc::now_ns();
             writer.result(result);
-            if (result["verdict"] != "pass")
-                throw std::runtime_error(instance.id + " did not pass: " + result["reason"].get<std::string>());
+            if (result.verdict != uc::Verdict::pass)
+                throw std::runtime_error(instance.id + " did not pass: " + result.reason);
             instance_ms[instance.id].values.push_back(run_ms);
             report_ms[instance.id].values.push_back(ms_since(write_start));
             total_ms[instance.id].values.push_back(ms_since(start));

@@ -163,7 +163,7 @@ CancelRound describe_round(const Race& race, uint64_t base, std::array<uint64_t,
 // CQEs were reaped), so the 8-entry SQ ring cannot be full.
 io_uring_sqe* next_sqe(Ring& ring, uint64_t user_data) {
     io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
-    if (!sqe) throw Stop{"error", "SQ ring full in the race loop"};
+    if (!sqe) throw Stop{Verdict::error, "SQ ring full in the race loop"};
     io_uring_sqe_set_data64(sqe, user_data);
     return sqe;
 }
@@ -248,7 +248,7 @@ void run_worker(Race& race, Worker& w) {
     } catch (const Stop& stop) {
         w.stop = stop;
     } catch (const std::exception& e) {
-        w.stop = Stop{"error", str("ring setup in a worker: ", e.what())};
+        w.stop = Stop{Verdict::error, str("ring setup in a worker: ", e.what())};
     }
     race.signal(&Race::ready);
     race.wait_for_flag(&Race::go);
@@ -271,7 +271,7 @@ void run_worker(Race& race, Worker& w) {
     } catch (const Stop& stop) {
         w.stop = stop;
     } catch (const std::exception& e) {
-        w.stop = Stop{"error", str("worker ", w.index, ": ", e.what())};
+        w.stop = Stop{Verdict::error, str("worker ", w.index, ": ", e.what())};
     }
     w.done = true;
     race.signal(&Race::finished);

@@ -140,20 +140,6 @@ std::string junit_xml(const Json& report) {
     return out;
 }
 
-void write_junit(const std::string& path, const Json& report) {
-    std::string text = junit_xml(report);
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
-    Fd owner(fd);
-    const char* p = text.data();
-    size_t left = text.size();
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
-        p += n;
-        left -= size_t(n);
-    }
-}
+void write_junit(const OutputTarget& target, const Json& report) { write_output(target, junit_xml(report)); }
 
 }  // namespace uc

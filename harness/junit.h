@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "output_path.h"
+
 #include "report.h"
 
 namespace uc {
@@ -19,6 +21,6 @@ std::string xml_escape(const std::string& text);
 std::string junit_xml(const Json& report);
 
 // Writes it to path; throws std::runtime_error (one line) on failure.
-void write_junit(const std::string& path, const Json& report);
+void write_junit(const OutputTarget& target, const Json& report);
 
 }  // namespace uc

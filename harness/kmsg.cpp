@@ -1,5 +1,7 @@
 #include "kmsg.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,8 +14,8 @@ namespace {
 constexpr size_t kMaxLogLines = 200;
 constexpr size_t kMaxLogBytes = 32 * 1024;
 
-bool starts_with(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
-bool contains(const std::string& text, const char* part) { return text.find(part) != std::string::npos; }
+bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 std::optional<uint64_t> parse_u64(const std::string& text) {
     if (text.empty()) return std::nullopt;
@@ -51,30 +53,48 @@ std::optional<KmsgRecord> parse_kmsg_record(const std::string& line) {
     return record;
 }
 
+// Openings of the kernel's own reports: __warn() prints "WARNING: CPU:",
+// lockdep "WARNING: possible circular locking dependency detected" and
+// friends, KASAN/KFENCE "BUG: KASAN: ...", die() "Oops: ..." and on x86
+// "general protection fault", the hung task detector "INFO: task ...
+// blocked for more than N seconds", RCU "rcu: INFO: ... detected stalls".
+// Not "traps: prog[123] general protection fault ip:...": that is a user
+// process dying of SIGSEGV, which the runner reports as a crash itself.
+// The same list, in the same order, is reports/kernel-splats.json, which the
+// Python side reads (a unit test checks they agree); the first match wins.
+const std::vector<SplatPattern>& kernel_splat_patterns() {
+    static const std::vector<SplatPattern> patterns{
+        {"cut-here", "------------[ cut here ]------------", {}},
+        {"warn", "WARNING: CPU:", {}},
+        {"warn", "WARNING: at ", {}},
+        {"lockdep", "WARNING: ", {"lock"}},
+        {"lockdep", "WARNING: ", {"RCU"}},
+        {"warn", "WARNING: ", {}},
+        {"lockdep", "INFO: possible irq lock inversion", {}},
+        {"lockdep", "INFO: trying to register non-static key", {}},
+        {"kasan", "BUG: KASAN:", {}},
+        {"kfence", "BUG: KFENCE:", {}},
+        {"bug", "BUG: ", {}},
+        {"bug", "kernel BUG at ", {}},
+        {"ubsan", "UBSAN: ", {}},
+        {"gpf", "general protection fault", {}},
+        {"gpf", "Oops: general protection fault", {}},
+        {"oops", "Oops", {}},
+        {"oops", "", {"Internal error: Oops"}},
+        {"panic", "Kernel panic - not syncing", {}},
+        {"call-trace", "Call Trace:", {}},
+        {"hung-task", "INFO: task ", {"blocked for more than"}},
+        {"rcu-stall", "", {"rcu: INFO:", "stall"}},
+    };
+    return patterns;
+}
+
 std::string classify_kernel_line(const std::string& text) {
-    // Openings of the kernel's own reports: __warn() prints "WARNING: CPU:",
-    // lockdep "WARNING: possible circular locking dependency detected" and
-    // friends, KASAN/KFENCE "BUG: KASAN: ...", die() "Oops: ..." and on x86
-    // "general protection fault", the hung task detector "INFO: task ...
-    // blocked for more than N seconds", RCU "rcu: INFO: ... detected stalls".
-    if (starts_with(text, "------------[ cut here ]------------")) return "cut-here";
-    if (starts_with(text, "WARNING: CPU:") || starts_with(text, "WARNING: at ")) return "warn";
-    if (starts_with(text, "WARNING: ")) return contains(text, "lock") || contains(text, "RCU") ? "lockdep" : "warn";
-    if (starts_with(text, "INFO: possible irq lock inversion") || starts_with(text, "INFO: trying to register non-static key"))
-        return "lockdep";
-    if (starts_with(text, "BUG: KASAN:")) return "kasan";
-    if (starts_with(text, "BUG: KFENCE:")) return "kfence";
-    if (starts_with(text, "BUG: ") || starts_with(text, "kernel BUG at ")) return "bug";
-    if (starts_with(text, "UBSAN: ")) return "ubsan";
-    // Not "traps: prog[123] general protection fault ip:...": that is a user
-    // process dying of SIGSEGV, which the runner reports as a crash itself.
-    if (starts_with(text, "general protection fault") || starts_with(text, "Oops: general protection fault"))
-        return "gpf";
-    if (starts_with(text, "Oops") || contains(text, "Internal error: Oops")) return "oops";
-    if (starts_with(text, "Kernel panic - not syncing")) return "panic";
-    if (starts_with(text, "Call Trace:")) return "call-trace";
-    if (starts_with(text, "INFO: task ") && contains(text, "blocked for more than")) return "hung-task";
-    if (contains(text, "rcu: INFO:") && contains(text, "stall")) return "rcu-stall";
+    for (const SplatPattern& p : kernel_splat_patterns()) {
+        if (!starts_with(text, p.prefix)) continue;
+        if (std::all_of(p.contains.begin(), p.contains.end(), [&](const std::string& part) { return contains(text, part); }))
+            return p.kind;
+    }
     return "";
 }
 

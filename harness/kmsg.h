@@ -37,6 +37,14 @@ std::optional<KmsgRecord> parse_kmsg_record(const std::string& line);
 // "hung-task", "rcu-stall", "cut-here".
 std::string classify_kernel_line(const std::string& text);
 
+// The patterns behind it: a line is of `kind` when it starts with `prefix`
+// and holds every string of `contains`; the first matching pattern wins.
+struct SplatPattern {
+    std::string kind, prefix;
+    std::vector<std::string> contains;
+};
+const std::vector<SplatPattern>& kernel_splat_patterns();
+
 // Taint letters for a /proc/sys/kernel/tainted word, as the kernel prints
 // them (Documentation/admin-guide/tainted-kernels.rst): 512 -> "W".
 std::string taint_letters(uint64_t taint);

@@ -26,10 +26,8 @@ void write_all(int fd, const std::string& text, const std::string& what) {
     }
 }
 
+// Parents were checked (and the default reports/local/ made) by check_output().
 Fd open_for_writing(const std::string& path, int extra_flags) {
-    std::filesystem::path parent = std::filesystem::path(path).parent_path();
-    std::error_code ec;
-    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | extra_flags, 0644);
     if (fd < 0) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
     return Fd(fd);
@@ -141,12 +139,17 @@ PreviousRun read_previous_run(const std::string& jsonl_path) {
             if (!line.value("id", Json()).is_string() || !line.value("verdict", Json()).is_string() ||
                 !line.value("duration_ms", Json()).is_number())
                 throw std::runtime_error(where + ": result line without id, verdict or duration_ms");
-            std::string id = line["id"];
-            auto [it, inserted] = index_of.emplace(id, previous.results.size());
+            Result result;
+            try {
+                result = Result::from_json(line);
+            } catch (const std::exception& e) {
+                throw std::runtime_error(where + ": " + e.what());
+            }
+            auto [it, inserted] = index_of.emplace(result.id, previous.results.size());
             if (inserted)
-                previous.results.push_back(std::move(line));
+                previous.results.push_back(std::move(result));
             else
-                previous.results[it->second] = std::move(line);  // a later line is the newer word on it
+                previous.results[it->second] = std::move(result);  // a later line is the newer word on it
         } else if (type == "start") {
             continue;  // which scenario ran when the run was cut: the stream reader's business
         } else if (type == "end") {
@@ -159,17 +162,19 @@ PreviousRun read_previous_run(const std::string& jsonl_path) {
     return previous;
 }
 
-ReportWriter::ReportWriter(std::string report_path, std::string stream_path)
-    : report_path_(std::move(report_path)), jsonl_path_(report_path_ + ".jsonl") {
+ReportWriter::ReportWriter(OutputTarget report, std::string stream_path)
+    : report_(std::move(report)), jsonl_path_(jsonl_path_for(report_.path)) {
     jsonl_ = open_jsonl_locked(jsonl_path_, 0);
-    if (!stream_path.empty()) stream_ = open_for_writing(stream_path, O_NOCTTY | O_APPEND);
+    if (!stream_path.empty()) stream_ = open_for_writing(stream_path, O_CREAT | O_NOCTTY | O_APPEND);
 }
 
-ReportWriter::ReportWriter(std::string report_path, std::string stream_path, const PreviousRun& previous)
-    : report_path_(std::move(report_path)), jsonl_path_(previous.jsonl_path), resuming_(true) {
+ReportWriter::ReportWriter(OutputTarget report, std::string stream_path, const PreviousRun& previous)
+    : report_(std::move(report)), jsonl_path_(previous.jsonl_path), resuming_(true) {
     jsonl_ = open_jsonl_locked(jsonl_path_, previous.complete_bytes);
-    if (!stream_path.empty()) stream_ = open_for_writing(stream_path, O_NOCTTY | O_APPEND);
+    if (!stream_path.empty()) stream_ = open_for_writing(stream_path, O_CREAT | O_NOCTTY | O_APPEND);
 }
+
+std::string jsonl_path_for(const std::string& report_path) { return report_path + ".jsonl"; }
 
 void ReportWriter::append(const Json& line, bool to_jsonl) {
     std::string text = dump_line(line) + "\n";
@@ -190,10 +195,10 @@ void ReportWriter::header(const Json& header) {
     append(line, !resuming_);
 }
 
-void ReportWriter::result(const Json& result) {
+void ReportWriter::result(const Result& result) {
     results_.push_back(result);
     Json line = {{"type", "result"}};
-    line.update(result);
+    line.update(result.to_json());
     append(line);
 }
 
@@ -201,47 +206,30 @@ void ReportWriter::started(const std::string& id, size_t index, size_t planned) 
     append({{"type", "start"}, {"id", id}, {"index", index}, {"planned", planned}});
 }
 
-void ReportWriter::carried_over(const Json& result) {
-    Json carried = result;
-    carried["resumed"] = true;
+void ReportWriter::carried_over(const Result& result) {
+    Result carried = result;
+    carried.resumed = true;
     results_.push_back(carried);
     Json line = {{"type", "result"}};
-    line.update(carried);
+    line.update(carried.to_json());
     append(line, false);
-}
-
-Json summarize(const std::vector<Json>& results) {
-    Json summary = {{"total", results.size()}};
-    for (const char* verdict : {"pass", "fail", "skip", "hang", "crash", "error"}) {
-        size_t count = 0;
-        for (const Json& r : results) count += r["verdict"] == verdict;
-        summary[verdict] = count;
-    }
-    return summary;
 }
 
 std::string ReportWriter::finish(double duration_s) {
     append({{"type", "end"}, {"duration_s", duration_s}});
-    report_ = Json::object();
-    for (const char* key : {"schema_version", "tool", "kernel", "liburing", "probe"}) report_[key] = header_[key];
+    final_ = Json::object();
+    for (const char* key : {"schema_version", "tool", "kernel", "liburing", "probe"}) final_[key] = header_[key];
     Json run = header_["run"];
     run["duration_s"] = duration_s;
     run["ended"] = "complete";
     if (resuming_) run["resumed"] = true;
-    report_["run"] = run;
-    report_["results"] = results_;
-    report_["summary"] = summarize(results_);
-
-    std::string tmp = report_path_ + ".tmp";
-    {
-        Fd out = open_for_writing(tmp, O_CREAT | O_TRUNC);
-        write_all(out.get(), dump_line(report_, 2) + "\n", tmp);
-        fsync(out.get());
-    }
-    if (rename(tmp.c_str(), report_path_.c_str()) < 0)
-        throw std::runtime_error("cannot write " + report_path_ + ": " + std::strerror(errno));
+    final_["run"] = run;
+    final_["results"] = Json::array();
+    for (const Result& r : results_) final_["results"].push_back(r.to_json());
+    final_["summary"] = summarize(results_);
+    write_output(report_, dump_line(final_, 2) + "\n");
     unlink(jsonl_path_.c_str());
-    return report_path_;
+    return report_.path;
 }
 
 std::vector<std::string> evidence_lines(const Json& evidence, size_t max_output_lines) {
@@ -276,36 +264,31 @@ std::vector<std::string> evidence_lines(const Json& evidence, size_t max_output_
     return lines;
 }
 
-void print_summary(std::FILE* out, const std::vector<Json>& results, const std::string& report_path) {
-    static const char* const kVerdicts[] = {"pass", "fail", "skip", "hang", "crash", "error"};
-    std::map<std::string, std::map<std::string, int>> by_family;
-    for (const Json& r : results) by_family[r["family"]][r["verdict"]]++;
+void print_summary(std::FILE* out, const std::vector<Result>& results, const std::string& report_path) {
+    std::map<std::string, std::map<Verdict, int>> by_family;
+    for (const Result& r : results) by_family[r.family][r.verdict]++;
     std::fprintf(out, "\n%-14s", "family");
-    for (const char* v : kVerdicts) std::fprintf(out, " %6s", v);
+    for (Verdict v : all_verdicts()) std::fprintf(out, " %6s", verdict_name(v).c_str());
     std::fprintf(out, "\n");
     for (auto& [family, counts] : by_family) {
         std::fprintf(out, "%-14s", family.c_str());
-        for (const char* v : kVerdicts) std::fprintf(out, " %6d", counts[v]);
+        for (Verdict v : all_verdicts()) std::fprintf(out, " %6d", counts[v]);
         std::fprintf(out, "\n");
     }
-    std::vector<const Json*> slowest;
-    for (const Json& r : results)
-        if (r["duration_ms"].get<double>() > 0) slowest.push_back(&r);
+    std::vector<const Result*> slowest;
+    for (const Result& r : results)
+        if (r.duration_ms > 0) slowest.push_back(&r);
     size_t shown = std::min<size_t>(5, slowest.size());
-    std::partial_sort(slowest.begin(), slowest.begin() + long(shown), slowest.end(), [](const Json* a, const Json* b) {
-        return (*a)["duration_ms"].get<double>() > (*b)["duration_ms"].get<double>();
-    });
+    std::partial_sort(slowest.begin(), slowest.begin() + long(shown), slowest.end(),
+                      [](const Result* a, const Result* b) { return a->duration_ms > b->duration_ms; });
     if (shown) std::fprintf(out, "\nslowest:\n");
-    for (size_t i = 0; i < shown; ++i)
-        std::fprintf(out, "  %8.0f ms  %s\n", (*slowest[i])["duration_ms"].get<double>(),
-                     (*slowest[i])["id"].get<std::string>().c_str());
+    for (size_t i = 0; i < shown; ++i) std::fprintf(out, "  %8.0f ms  %s\n", slowest[i]->duration_ms, slowest[i]->id.c_str());
     bool header = false;
-    for (const Json& r : results) {
-        if (r["verdict"] == "pass" || r["verdict"] == "skip") continue;
+    for (const Result& r : results) {
+        if (!is_bad(r.verdict)) continue;
         if (!header) std::fprintf(out, "\nnot passing:\n");
         header = true;
-        std::fprintf(out, "  %-5s %s\n        %s\n", r["verdict"].get<std::string>().c_str(),
-                     r["id"].get<std::string>().c_str(), r["reason"].get<std::string>().c_str());
+        std::fprintf(out, "  %-5s %s\n        %s\n", verdict_name(r.verdict).c_str(), r.id.c_str(), r.reason.c_str());
     }
     std::fprintf(out, "\nreport: %s\n", report_path.c_str());
 }

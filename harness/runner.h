@@ -1,7 +1,7 @@
-// Runs scenario instances, each in a forked child (own process group) under a
-// watchdog, and turns how the child ended into a verdict. Around the run:
-// kernel log and taint checks, progress, and the JSONL/JSON, KTAP and JUnit
-// outputs.
+// The suite loop: each selected instance is skipped in the parent when the
+// probe says the kernel refuses what it needs, else run in the sandbox
+// (sandbox.h) and its outcome turned into a Result, which goes to every
+// sink (sinks.h). Around each scenario: the kernel log and taint checks.
 #pragma once
 
 #include <functional>
@@ -11,10 +11,10 @@
 
 #include "kmsg.h"
 #include "report.h"
+#include "result.h"
 #include "scenario.h"
 
 namespace uc {
-
 struct RunOptions {
     std::string filter = "*";
     Profile profile = Profile::quick;
@@ -35,22 +35,22 @@ struct RunOptions {
 
 double default_timeout_s(Profile profile);
 
-// One instance in a watched child: the result document for the report
-// (id, family, scenario, params, verdict, reason, duration_ms, iterations,
-// metrics, evidence). `tick`, when given, is called about once a second
-// while the child runs (a live progress line).
-Json run_instance(const Instance& instance, const Probe& probe, const Settings& settings,
-                  const std::function<void()>& tick = {});
+// One instance: skipped with the probe's reason, or run in a watched child.
+// `tick`, when given, is called about once a second while the child runs.
+Result run_instance(const Instance& instance, const Probe& probe, const Settings& settings,
+                    const std::function<void()>& tick = {});
 
 // A kernel splat or taint change seen while the scenario ran makes it fail
 // (a hang or crash keeps its verdict), with the log lines and the taint words
 // as evidence.kernel_log / evidence.taint.
-void attach_kernel_findings(Json& result, const KernelFindings& findings);
+void attach_kernel_findings(Result& result, const KernelFindings& findings);
 
-// The whole run, recorded through `writer`; returns the process exit code
-// (0 all good, 1 something failed/hung/crashed/errored). With `previous`
-// (--resume), its results are carried over and only the rest is run.
-// Throws std::runtime_error if an output cannot be written.
+// The whole run, recorded through `writer` and the other outputs the options
+// name; returns the process exit code (0 all good, 1 something
+// failed/hung/crashed/errored). With `previous` (--resume), its results are
+// carried over and only the rest is run. On SIGINT/SIGTERM it says what was
+// kept and how to resume, then dies of the signal. Throws std::runtime_error
+// if an output cannot be written.
 int run_suite(const RunOptions& options, const Probe& probe, const std::vector<Instance>& instances,
               ReportWriter& writer, const PreviousRun* previous = nullptr);
 

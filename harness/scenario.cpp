@@ -26,8 +26,7 @@ Requirement needs_feature(uint32_t feature, const std::string& name) {
 
 Requirement needs_capability(const std::string& name) {
     return [name](const Probe& p) -> std::optional<std::string> {
-        if (p.capability(name)) return std::nullopt;
-        return "kernel lacks " + name + " (probe: tried it and the kernel refused)";
+        return p.capability_missing(name);
     };
 }
 
@@ -122,8 +121,8 @@ double Ctx::budget_s(double quick, double full, double stress) const {
     return std::min(wanted, settings_.timeout_s * 0.5);
 }
 
-void Ctx::skip(const std::string& reason) { throw Stop{"skip", reason}; }
-void Ctx::error(const std::string& reason) { throw Stop{"error", reason}; }
+void Ctx::skip(const std::string& reason) { throw Stop{Verdict::skip, reason}; }
+void Ctx::error(const std::string& reason) { throw Stop{Verdict::error, reason}; }
 
 void Ctx::hang(const std::string& reason) {
     {
@@ -132,7 +131,7 @@ void Ctx::hang(const std::string& reason) {
             for (const std::string& what : ring->outstanding()) outstanding_.push_back(what);
         snapshot_evidence_locked();
     }
-    throw Stop{"hang", reason};
+    throw Stop{Verdict::hang, reason};
 }
 
 bool Ctx::expect(const Check& check) {
@@ -144,7 +143,7 @@ bool Ctx::expect(const Check& check) {
 }
 
 void Ctx::must(const Check& check) {
-    if (!expect(check)) throw Stop{"fail", check.describe()};
+    if (!expect(check)) throw Stop{Verdict::fail, check.describe()};
 }
 
 bool Ctx::expect_true(bool condition, const std::string& rule) {
@@ -212,24 +211,25 @@ void Ctx::snapshot_evidence_locked() {
 nlohmann::ordered_json Ctx::result(const std::optional<Stop>& stop) const {
     std::lock_guard lock(mutex_);
     nlohmann::ordered_json out;
-    std::string verdict = "pass", reason;
+    Verdict verdict = Verdict::pass;
+    std::string reason;
     // A broken rule stays a fail even if the body later skipped or hit a
     // setup error: a skip must never hide a failure. Only a hang outranks it.
-    if (stop && (stop->verdict == "hang" || failures_.empty())) {
+    if (stop && (stop->verdict == Verdict::hang || failures_.empty())) {
         verdict = stop->verdict;
         reason = stop->reason;
     } else if (!failures_.empty()) {
-        verdict = "fail";
+        verdict = Verdict::fail;
         reason = failures_.front();
     }
-    out["verdict"] = verdict;
+    out["verdict"] = verdict_name(verdict);
     out["reason"] = reason;
     out["iterations"] = iterations_;
     if (timing_dependent_) out["timing_dependent"] = true;
     out["metrics"] = metrics_;
     nlohmann::ordered_json evidence = nlohmann::ordered_json::object();
     if (!failures_.empty()) evidence["failures"] = failures_;
-    if (verdict == "fail" || verdict == "hang") evidence["cqe_tail"] = cqe_tail_;
+    if (verdict == Verdict::fail || verdict == Verdict::hang) evidence["cqe_tail"] = cqe_tail_;
     if (!outstanding_.empty()) evidence["outstanding"] = outstanding_;
     if (!notes_.empty()) evidence["notes"] = notes_;
     out["evidence"] = evidence;

@@ -31,6 +31,7 @@
 #include "checks.h"
 #include "params.h"
 #include "probe.h"
+#include "result.h"
 #include "util.h"
 
 namespace uc {
@@ -85,6 +86,9 @@ struct Spec {
     std::vector<Need<P>> needs;
     std::vector<Variant<P>> variants = {Variant<P>{}};
     std::function<void(class Ctx&, const P&)> body;
+    // The least watchdog limit under which a run of the body means anything
+    // (its own bounded waits need this much): a smaller --timeout is refused.
+    double min_timeout_s = 2.0;
 };
 
 // The registry's view of one variant, with the types erased.
@@ -101,6 +105,7 @@ struct ScenarioEntry {
     std::string name;
     std::string summary;
     std::vector<VariantEntry> variants;
+    double min_timeout_s;
 };
 
 void add_to_registry(ScenarioEntry entry);
@@ -110,7 +115,7 @@ const std::vector<ScenarioEntry>& registry();
 // body bound to its typed parameters.
 template <typename P>
 ScenarioEntry make_entry(Spec<P> spec) {
-    ScenarioEntry entry{spec.family.name, spec.name, spec.summary, {}};
+    ScenarioEntry entry{spec.family.name, spec.name, spec.summary, {}, spec.min_timeout_s};
     auto needs = std::make_shared<const std::vector<Need<P>>>(std::move(spec.needs));
     auto body = std::make_shared<const std::function<void(Ctx&, const P&)>>(std::move(spec.body));
     for (const Variant<P>& v : spec.variants) {
@@ -159,7 +164,7 @@ struct Settings {
 // How a scenario ended when it did not run to its end: thrown by skip(),
 // error(), hang() and must(); caught by the runner in the child.
 struct Stop {
-    std::string verdict;
+    Verdict verdict;
     std::string reason;
 };
 

@@ -176,34 +176,40 @@ TEST(KernelLog, WatchReportsOnlyWhatIsNewAndSaysWhatItCannotRead) {
     EXPECT_FALSE(blind.collect().splat());
 }
 
+Json with_findings(const Json& result, const uc::KernelFindings& findings) {
+    uc::Result r = uc::Result::from_json(result);
+    uc::attach_kernel_findings(r, findings);
+    return r.to_json();
+}
+
 TEST(KernelLog, FindingsFailTheScenarioButKeepHangsAndCrashes) {
     uc::KernelFindings splat;
     splat.first_splat = "WARNING: CPU: 0 PID: 1 at x.c:1 f";
     splat.log = {"------------[ cut here ]------------", splat.first_splat};
 
     Json passed = result("a/b[none]", "pass", "");
-    uc::attach_kernel_findings(passed, splat);
+    passed = with_findings(passed, splat);
     EXPECT_EQ(passed["verdict"], "fail");
     EXPECT_EQ(passed["reason"], "kernel log: " + splat.first_splat);
     EXPECT_EQ(passed["evidence"]["kernel_log"].size(), 2u);
 
     Json skipped = result("a/b[none]", "skip", "no buffer ring");
-    uc::attach_kernel_findings(skipped, splat);
+    skipped = with_findings(skipped, splat);
     EXPECT_EQ(skipped["verdict"], "fail");
     EXPECT_EQ(skipped["evidence"]["notes"][0], "before the kernel check: skip: no buffer ring");
 
     Json failed = result("a/b[none]", "fail", "rule broken");
-    uc::attach_kernel_findings(failed, splat);
+    failed = with_findings(failed, splat);
     EXPECT_EQ(failed["reason"], "rule broken");
     EXPECT_EQ(failed["evidence"]["failures"].back(), "kernel log: " + splat.first_splat);
 
     Json hung = result("a/b[none]", "hang", "watchdog");
-    uc::attach_kernel_findings(hung, splat);
+    hung = with_findings(hung, splat);
     EXPECT_EQ(hung["verdict"], "hang");
     EXPECT_EQ(hung["evidence"]["kernel_log"].size(), 2u);
 
     Json quiet = result("a/b[none]", "pass", "");
-    uc::attach_kernel_findings(quiet, uc::KernelFindings{});
+    quiet = with_findings(quiet, uc::KernelFindings{});
     EXPECT_EQ(quiet["verdict"], "pass");
     EXPECT_FALSE(quiet["evidence"].contains("kernel_log"));
 }
@@ -302,7 +308,7 @@ TEST(Junit, OneTestcasePerVariantWithSkippedFailureAndError) {
 TEST(Junit, IsWellFormedXml) {
     if (access("/usr/bin/xmllint", X_OK) != 0) GTEST_SKIP() << "xmllint (libxml2-utils) not installed";
     TempDir dir;
-    uc::write_junit(dir / "junit.xml", report_of(nasty_results()));
+    uc::write_junit(uc::check_output("--junit", dir / "junit.xml", {}), report_of(nasty_results()));
     auto [status, output] = run_command("/usr/bin/xmllint --noout " + (dir / "junit.xml"));
     EXPECT_EQ(status, 0) << output;
 }
@@ -336,8 +342,8 @@ TEST(Resume, ReadsCompleteLinesAndIgnoresATornLastOne) {
     EXPECT_EQ(previous.header["kernel"]["release"], "6.1.0-test");
     EXPECT_FALSE(previous.header.contains("type"));
     ASSERT_EQ(previous.results.size(), 2u);
-    EXPECT_EQ(previous.results[0]["id"], "a/one[none]");
-    EXPECT_EQ(previous.results[0]["verdict"], "hang") << "the later line on an id wins";
+    EXPECT_EQ(previous.results[0].id, "a/one[none]");
+    EXPECT_EQ(previous.results[0].verdict, uc::Verdict::hang) << "the later line on an id wins";
     EXPECT_EQ(previous.complete_bytes, complete.size());
     EXPECT_FALSE(previous.ended);
 }
@@ -379,11 +385,11 @@ TEST(Resume, WriterAppendsAfterTheTornLineAndMarksCarriedResults) {
         Json header = previous.header;
         writer.header(header);
         writer.carried_over(previous.results[0]);
-        writer.result(result("a/two[none]", "pass", ""));
+        writer.result(uc::Result::from_json(result("a/two[none]", "pass", "")));
         // Killed here: the file holds the old lines plus the new result, whole.
         auto again = uc::read_previous_run(jsonl);
         ASSERT_EQ(again.results.size(), 2u);
-        EXPECT_EQ(again.results[1]["id"], "a/two[none]");
+        EXPECT_EQ(again.results[1].id, "a/two[none]");
         writer.finish(1.0);
         const Json& report = writer.final_report();
         EXPECT_EQ(report["run"]["resumed"], true);

@@ -69,7 +69,7 @@ uc::Json run_one(const std::string& id, double timeout_s = 3) {
     auto instances = uc::select_instances(id);
     EXPECT_EQ(instances.size(), 1u) << id;
     uc::Settings settings{uc::Profile::quick, 1, timeout_s, std::nullopt};
-    return uc::run_instance(instances.at(0), probe, settings);
+    return uc::run_instance(instances.at(0), probe, settings).to_json();
 }
 
 TEST(Runner, BrokenRuleIsFailWithCqeEvidence) {
@@ -204,7 +204,7 @@ std::string verdict_with_spare_fds(const uc::Probe& probe, size_t spare) {
         setrlimit(RLIMIT_NOFILE, &limit);
         uc::Settings settings{uc::Profile::quick, 1, 3, std::nullopt};
         auto r = uc::run_instance(uc::select_instances("selftest/empty").at(0), probe, settings);
-        std::string text = r["verdict"].get<std::string>() + ": " + r["reason"].get<std::string>();
+        std::string text = uc::verdict_name(r.verdict) + ": " + r.reason;
         if (write(report[1], text.data(), text.size()) < 0) _exit(1);
         _exit(0);
     }
