@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernel_matrix import guest, image, initramfs, kernels, resume
+from kernel_matrix import explore, guest, image, initramfs, kernels, resume
 from kernel_matrix.common import CACHE, REPO, MatrixError, UsageError, log, run_quiet
 
 DEFAULT_BINARY = REPO / "build-static" / "uring-conform"
@@ -36,6 +36,11 @@ class Plan:
     def logs_dir(self):
         return self.args.out_dir / "logs"
 
+    @property
+    def after_run(self):
+        """Shell the guest runs once the suite has ended: the exploration, when asked for."""
+        return explore.guest_script(self.args.explore, self.args.explore_seed) if self.args.explore else ""
+
 
 def positive_seconds(text):
     try:
@@ -50,6 +55,12 @@ def positive_seconds(text):
 def count(text):
     if not text.isdigit() or int(text) > 100:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to 100")
+    return int(text)
+
+
+def seed(text):
+    if not text.isdigit() or int(text) >= 2 ** 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to 2^64-1")
     return int(text)
 
 
@@ -80,11 +91,19 @@ def parse_args(argv):
     parser.add_argument("--binary", type=Path, metavar="PATH",
                         help="static uring-conform for the guests (default: build-static/uring-conform, "
                              "compiled first with -Dstatic=true)")
+    parser.add_argument("--explore", type=positive_seconds, metavar="SECONDS",
+                        help="after the suite, run `uring-conform explore` for SECONDS in each guest; its report "
+                             "lands in DIR/<kernel-release>.explore.json, emitted reproducers in "
+                             "DIR/<kernel-release>.explore/")
+    parser.add_argument("--explore-seed", type=seed, default=explore.DEFAULT_SEED, metavar="N",
+                        help=f"uring-conform explore --seed, the same on every kernel (default {explore.DEFAULT_SEED})")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                         help="auto: KVM when a probe boot works, else TCG (default)")
     args = parser.parse_args(argv)
     if args.rt and (args.kernels or args.kernel_image):
         raise UsageError("--rt extends the default set; name -rt kernels instead (e.g. 6.1-rt)")
+    if args.explore_seed != explore.DEFAULT_SEED and args.explore is None:
+        raise UsageError("--explore-seed needs --explore SECONDS")
     if len(args.kernel_config) > len(args.kernel_image):
         raise UsageError(f"--kernel-config given {len(args.kernel_config)} times for "
                          f"{len(args.kernel_image)} --kernel-image")
@@ -166,7 +185,7 @@ def resume_after_panic(plan, vmlinuz, release, runs, header, results):
     initrd = plan.scratch / f"resume-{release}-{len(runs)}.cpio.gz"
     resume_file = resume.jsonl(header, results.values())
     initramfs.build(initrd, plan.binary, initramfs.resume_command(),
-                    {initramfs.RESUME_FILE.lstrip("/"): resume_file})
+                    {initramfs.RESUME_FILE.lstrip("/"): resume_file}, after=plan.after_run)
     return guest.run_guest(vmlinuz, initrd, plan.logs_dir, plan.accel, plan.args.boot_timeout,
                            f"{release}.resume{len(runs)}")
 
@@ -224,6 +243,27 @@ def write_report(plan, release, runs, header, results):
     return report
 
 
+def write_explore_report(plan, release, runs):
+    """The exploration's report and reproducers, from what the last boot sent on ttyS2; returns
+    the report's path, or None when none arrived."""
+    last = runs[-1]
+    files = explore.read_files(last.files) if last.files else explore.GuestFiles()
+    for warning in files.warnings:
+        log(f"{release}: explore: {warning}")
+    report, reproducers = explore.save(plan.args.out_dir, release, files)
+    if report is None:
+        status = explore.EXIT_MARK.search(last.console_text)
+        why = (f"explore exited with status {status.group(1)}" if status
+               else f"the guest ended {last.ended} before explore finished")
+        log(f"{release}: no explore report: {why}; console log {last.console}")
+        return None
+    log(f"{release}: explore: {explore.summary(report)}")
+    for path in reproducers:
+        log(f"{release}: explore reproducer {path}")
+    log(f"{release}: explore report {report}")
+    return report
+
+
 def main(argv):
     args = parse_args(argv)
     local = local_kernels(args)
@@ -241,12 +281,15 @@ def main(argv):
         accel = guest.choose_accel(args.accel, vmlinuz[selected[0]], probe_initrd, scratch)
         log("building initramfs")
         initrd = scratch / "initramfs.cpio.gz"
-        initramfs.build(initrd, binary, initramfs.run_command(args.profile, f"qemu-{accel}", args.filter, args.timeout))
         plan = Plan(args, binary, accel, initrd, scratch)
+        initramfs.build(initrd, binary, initramfs.run_command(args.profile, f"qemu-{accel}", args.filter, args.timeout),
+                        after=plan.after_run)
         for kernel in selected:
             runs, header, results = boot_kernel(plan, kernel, vmlinuz[kernel])
             report = write_report(plan, kernel.release, runs, header, results)
             completed[kernel.release] = report is not None and runs[-1].ended == "complete"
+            if args.explore:
+                completed[kernel.release] &= write_explore_report(plan, kernel.release, runs) is not None
     incomplete = [release for release, done in completed.items() if not done]
     if incomplete:
         log("incomplete: " + ", ".join(incomplete))

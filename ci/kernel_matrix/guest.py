@@ -105,6 +105,7 @@ class GuestRun:
     exit_status: int | None = None
     panic_line: str | None = None
     console_text: str = field(default="", repr=False)
+    files: Path | None = None  # what the guest sent on ttyS2 (ci/matrix --explore), when it sent anything
 
     @property
     def console_name(self):
@@ -112,12 +113,15 @@ class GuestRun:
         return f"logs/{self.console.name}"
 
 
-def qemu_command(vmlinuz, initrd, console, stream, accel, probe=False):
+def qemu_command(vmlinuz, initrd, console, stream, accel, probe=False, files=None):
+    """ttyS0 the console, ttyS1 the harness's JSONL stream, ttyS2 (when `files` is given) the
+    files the guest sends back after the run (kernel_matrix.explore)."""
     append = "console=ttyS0 panic=-1 quiet loglevel=5" + (f" {PROBE_PARAMETER}" if probe else "")
     accel_option = "kvm" if accel == "kvm" else "tcg,thread=multi"
     return ["qemu-system-x86_64", "-accel", accel_option, "-cpu", "max",
             "-smp", "2", "-m", "2G", "-nographic", "-monitor", "none", "-nic", "none", "-no-reboot",
             "-serial", f"file:{console}", "-serial", f"file:{stream}",
+            *(["-serial", f"file:{files}"] if files else []),
             "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", append]
 
 
@@ -224,14 +228,19 @@ def classify(run, timed_out, qemu_stderr, deadline_s):
 def run_guest(vmlinuz, initrd, logs_dir, accel, deadline_s, label):
     """Boot once; the console and stream land in logs_dir/<label>.console.log and .stream.jsonl."""
     console, stream = logs_dir / f"{label}.console.log", logs_dir / f"{label}.stream.jsonl"
-    for old in (console, stream):
+    files = logs_dir / f"{label}.files.txt"
+    for old in (console, stream, files):
         old.unlink(missing_ok=True)
     run = GuestRun(label, console, stream, StreamReader(stream))
     progress = Progress(label)
     progress.show("booting", 0)
     timed_out, run.elapsed_s, run.header_s, qemu_stderr = boot(
-        qemu_command(vmlinuz, initrd, console, stream, accel), run.reader, deadline_s, progress)
+        qemu_command(vmlinuz, initrd, console, stream, accel, files=files), run.reader, deadline_s, progress)
     progress.done()
+    if files.exists() and files.stat().st_size:
+        run.files = files
+    else:
+        files.unlink(missing_ok=True)
     run.console_text = console.read_text(errors="replace") if console.exists() else ""
     classify(run, timed_out, qemu_stderr, deadline_s)
     return run

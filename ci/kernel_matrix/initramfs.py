@@ -32,6 +32,7 @@ else
     echo "{mark} starting: {command}"
     {command}
     echo "{mark} harness exit status $?"
+{after}
     echo "{mark} kernel tainted $(cat /proc/sys/kernel/tainted)"
 fi
 poweroff -f
@@ -105,12 +106,13 @@ def busybox_applets():
     return [name for name in listing.split() if name != "busybox" and "/" not in name]
 
 
-def build(path, binary, command, extra_files=None):
-    """Write a gzip'd newc initramfs to path; extra_files maps guest paths (no leading /) to bytes."""
+def build(path, binary, command, extra_files=None, after=""):
+    """Write a gzip'd newc initramfs to path; extra_files maps guest paths (no leading /) to bytes;
+    `after` is shell run once the harness command has ended (ci/matrix --explore)."""
     if not BUSYBOX.exists() or not is_static_elf(BUSYBOX):
         raise MatrixError(f"{BUSYBOX} is missing or not static (apt-get install busybox-static)")
     init = INIT_TEMPLATE.format(probe_parameter=PROBE_PARAMETER, probe_mark=PROBE_MARK, mark=GUEST_MARK,
-                                command=command)
+                                command=command, after="\n".join("    " + line for line in after.splitlines()))
     with gzip.open(path, "wb", compresslevel=6) as stream:
         archive = NewcArchive(stream)
         for directory in ("bin", "dev", "proc", "sys", "tmp", "root"):

@@ -200,7 +200,7 @@ def test_resume_after_panic_marks_the_unfinished_scenario_and_boots_the_rest(mak
     carried, booted = {}, []
     monkeypatch.setattr(resume, "supported", lambda binary: True)
     monkeypatch.setattr(resume, "run_quiet", lambda command, what: json.dumps(listing))
-    monkeypatch.setattr(initramfs, "build", lambda path, binary, command, extra: carried.update(extra))
+    monkeypatch.setattr(initramfs, "build", lambda path, binary, command, extra, after="": carried.update(extra))
     monkeypatch.setattr(guest, "run_guest", lambda *args: booted.append(args[-1]) or "next run")
     plan = cli.Plan(cli.parse_args([]), "uring-conform", "tcg", tmp_path / "initrd", tmp_path)
     results = dict(panicked.reader.results)
