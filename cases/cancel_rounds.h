@@ -3,7 +3,11 @@
 // cancel_accounting().
 #pragma once
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <climits>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -89,6 +93,37 @@ inline void complete_pending_read(Ctx& ctx, Ring& ring, uint64_t user_data, int 
     send_all(ctx, write_fd, &value, sizeof(value));
     ring.reap_until_final(user_data);
     ctx.expect_eq(cqe_res(ring, user_data), int(sizeof(value)), why);
+}
+
+// How many of our io-wq workers (threads named iou-wrk-*) sleep in the
+// kernel ('S' or 'D' in /proc/self/task/*/stat): requests blocked there.
+inline size_t sleeping_io_workers() {
+    DIR* dir = opendir("/proc/self/task");
+    if (!dir) return 0;
+    size_t sleeping = 0;
+    while (dirent* entry = readdir(dir)) {
+        if (entry->d_name[0] == '.') continue;
+        std::ifstream stat(std::string("/proc/self/task/") + entry->d_name + "/stat");
+        std::string line;
+        std::getline(stat, line);
+        size_t close_paren = line.rfind(')');
+        if (line.find("(iou-wrk-") == std::string::npos || close_paren == std::string::npos || close_paren + 2 >= line.size())
+            continue;
+        char state = line[close_paren + 2];
+        sleeping += state == 'S' || state == 'D';
+    }
+    closedir(dir);
+    return sleeping;
+}
+
+// Waits until `n` io-wq workers sleep; false after `timeout_ns`.
+inline bool wait_for_sleeping_io_workers(size_t n, uint64_t timeout_ns) {
+    uint64_t until = now_ns() + timeout_ns;
+    while (now_ns() < until) {
+        if (sleeping_io_workers() >= n) return true;
+        usleep(1000);
+    }
+    return false;
 }
 
 inline const uint64_t kJustTarget[] = {kTarget};

@@ -26,10 +26,16 @@ struct CancelRequest {
     uint64_t user_data = 0;
     CancelReport report = CancelReport::first_match;
     std::span<const uint64_t> targets;  // the round's requests it can match
+    // A count that may be lower than the requests it ended (io_uring/io-wq.c
+    // io_wq_cancel_cb() answers once for every queued match, and running
+    // work is not counted): only "no more than it ended" is checked, and a
+    // count of 0 does not show that it found nothing.
+    bool count_may_undercount = false;
 };
 
 // One round: requests subject to cancelation, the cancels aimed at them and
-// any other one-shot requests, each expected to yield exactly one CQE.
+// any other one-shot requests, each expected to yield exactly one CQE. A
+// user_data listed k times stands for k requests sharing it: k CQEs.
 struct CancelRound {
     std::span<const uint64_t> targets;
     std::span<const CancelRequest> cancels;
