@@ -59,7 +59,10 @@ RoundResult Executor::run(const Program& program, bool judge) {
     RoundResult result;
     xprogram view = program.view(drain_ms_);
     for (const xstep& s : program.steps) ++result.ops[s.op];
-    if (xrun(&view, round_.get()) != 0) {
+    uint64_t start = now_ns();
+    int failed = xrun(&view, round_.get());
+    result.exec_ns = now_ns() - start;
+    if (failed != 0) {
         result.error = round_->error;
         return result;
     }
@@ -76,7 +79,7 @@ RoundResult Executor::run(const Program& program, bool judge) {
 }
 
 nlohmann::json round_result_to_json(const RoundResult& r) {
-    nlohmann::json j{{"requests", r.requests}, {"cqes", r.cqes}, {"ops", r.ops}};
+    nlohmann::json j{{"requests", r.requests}, {"cqes", r.cqes}, {"exec_ns", r.exec_ns}, {"ops", r.ops}};
     if (r.error) j["error"] = *r.error;
     if (r.violation) {
         j["rule"] = r.violation->rule_id;
@@ -90,6 +93,7 @@ RoundResult round_result_from_json(const nlohmann::json& j) {
     RoundResult r;
     r.requests = j.at("requests");
     r.cqes = j.at("cqes");
+    r.exec_ns = j.at("exec_ns");
     r.ops = j.at("ops").get<std::array<unsigned, XOP_COUNT>>();
     if (j.contains("error")) r.error = j["error"].get<std::string>();
     if (j.contains("rule")) {

@@ -20,6 +20,7 @@ struct RoundResult {
     std::optional<ExploreViolation> violation;
     size_t requests = 0;  // submitted, the drain's cancels included
     size_t cqes = 0;
+    uint64_t exec_ns = 0;  // inside xrun(): ring setup, steps, drain, ring exit (not the oracle)
     std::array<unsigned, XOP_COUNT> ops{};  // steps run, by op
     nlohmann::json evidence;  // on a violation: requests and the CQE trace
 };
