@@ -235,6 +235,8 @@ class Subject {
                 if (epoll_ctl(polled_, EPOLL_CTL_ADD, inner_.get(), &ev) < 0) ctx_.error("epoll_ctl: " + errno_name(errno));
                 break;
             }
+            // A ring's fd polls POLLIN while its CQ holds CQEs (io_uring_poll()
+            // in io_uring/io_uring.c): its units are the CQEs reaped.
             case FileKind::other_ring:
                 other_ = std::make_unique<Ring>(ctx_, Setup::none, 64);
                 polled_ = other_->get()->ring_fd;
@@ -440,13 +442,19 @@ struct KindParams {
     FileKind file;
 };
 
-// The pty kind needs /dev/ptmx, which a minimal guest without devpts lacks:
-// the environment's absence, decided before the fork.
+// The pty kind needs a working /dev/ptmx, which a minimal guest without a
+// devpts mount lacks (opening it answers ENOENT): the environment's absence,
+// tried before the fork.
 template <typename P>
 Need<P> pty_needs() {
     return Need<P>([](const Probe&, const P& p) -> std::optional<std::string> {
-        if (p.file != FileKind::pty || access("/dev/ptmx", R_OK | W_OK) == 0) return std::nullopt;
-        return "no /dev/ptmx here (devpts not mounted): the pty kind cannot be opened";
+        if (p.file != FileKind::pty) return std::nullopt;
+        int fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+            return std::nullopt;
+        }
+        return "this environment cannot open a pty (posix_openpt: " + errno_name(errno) + "; devpts not mounted?)";
     });
 }
 
