@@ -46,13 +46,10 @@ std::string describe_program(const Program& program) {
 }
 
 // Shrinks within what is left before the scenario's deadline (each candidate
-// replays up to 3 times); returns the original when no replay fits.
-Program shrink_in_time(Ctx& ctx, const Program& program, const std::string& rule, double budget_s) {
+// replays up to 3 times); nullopt when no replay fits.
+std::optional<Program> shrink_in_time(Ctx& ctx, const Program& program, const std::string& rule, double budget_s) {
     uint64_t now = now_ns();
-    if (ctx.deadline_ns() < now + 2 * kReplayNs) {
-        ctx.note("not shrunk: the profile's watchdog leaves no time for a replay (run --profile stress)");
-        return program;
-    }
+    if (ctx.deadline_ns() < now + 2 * kReplayNs) return std::nullopt;
     double left_s = double(ctx.deadline_ns() - now - kReplayNs) / 1e9;
     ReplayOptions replay;
     replay.drain_ms = kDrainMs;
@@ -93,11 +90,16 @@ const Register<Params> fixed_seeds{{
             if (!found) return;
             const auto& [program, result] = *found;
             const std::string& rule = result.violation->rule_id;
-            ctx.note(str("round ", rounds - 1, " of seed ", p.seed, " (uring-conform explore --seed ", p.seed,
-                         " regenerates it): ", describe_program(program)));
-            Program shrunk = shrink_in_time(ctx, program, rule, ctx.budget_s(1, 10, 60));
-            ctx.note(str("shrunk to ", shrunk.steps.size(), " of ", program.steps.size(),
-                         " steps: ", describe_program(shrunk)));
+            ctx.note(str("explore round ", rounds - 1, " (0-based) of seed ", p.seed, " (uring-conform explore --seed ",
+                         p.seed, " regenerates it): ", describe_program(program)));
+            std::optional<Program> shrunk = shrink_in_time(ctx, program, rule, ctx.budget_s(1, 10, 60));
+            if (!shrunk)
+                ctx.note("not shrunk: the profile's watchdog leaves no time for a replay (run --profile stress)");
+            else if (shrunk->steps.size() < program.steps.size())
+                ctx.note(str("shrunk to ", shrunk->steps.size(), " of ", program.steps.size(), " steps: ",
+                             describe_program(*shrunk)));
+            else
+                ctx.note("not shrunk: no smaller program broke the rule in 2 of 3 replays");
             // The rule's man-page source is quoted where the oracle checks it
             // (harness/checks/explore_oracle.cpp); the check names it.
             const nlohmann::json& cqes = result.evidence.value("cqes", nlohmann::json::array());
