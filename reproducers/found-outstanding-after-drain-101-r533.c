@@ -24,7 +24,7 @@
  *
  * Exit codes follow `git bisect run`: 0 no rule broke in any attempt,
  * 1 reproduced, 125 cannot test (io_uring or a feature refused), 129 bad
- * usage. Options: -n ATTEMPTS (100), -d SECONDS (20), -q.
+ * usage. Options: -n ATTEMPTS (100), -d SECONDS (20), -q, -h.
  *
  * Build: cc FILE.c -luring
  */
@@ -1023,9 +1023,16 @@ static void on_alarm(int sig)
 
 static void usage(const char *argv0)
 {
-	fprintf(stderr, "usage: %s [-n ATTEMPTS] [-d SECONDS] [-q]\n", argv0);
+	fprintf(stderr, "usage: %s [-n ATTEMPTS] [-d SECONDS] [-q] [-h]\n", argv0);
 	printf("error: bad command line\n");
 	exit(129);
+}
+
+/* -h: the usage on stdout, exit 0 (reproducers/bisect-run.sh checks a command line with it). */
+static void help(const char *argv0)
+{
+	printf("usage: %s [-n ATTEMPTS] [-d SECONDS] [-q] [-h]\n", argv0);
+	exit(0);
 }
 
 int main(int argc, char **argv)
@@ -1038,13 +1045,15 @@ int main(int argc, char **argv)
 	char why[400];
 	struct timespec start, now;
 
-	while ((opt = getopt(argc, argv, "n:d:q")) != -1) {
+	while ((opt = getopt(argc, argv, "n:d:qh")) != -1) {
 		if (opt == 'n')
 			attempts = (unsigned)strtoul(optarg, NULL, 10);
 		else if (opt == 'd')
 			seconds = strtod(optarg, NULL);
 		else if (opt == 'q')
 			quiet = 1;
+		else if (opt == 'h')
+			help(argv[0]);
 		else
 			usage(argv[0]);
 	}
