@@ -1,8 +1,14 @@
-"""The report of a real run on this machine's kernel (written by ./conform test).
+"""The report of a real run on this machine's kernel.
+
+`meson test` (the `host-run` test, run first and alone) sets
+URING_CONFORM_TEST_RUN_DIR and URING_CONFORM_BINARY: the module's fixture runs
+the quick profile into DIR/<uname -r>.json (its output in DIR/<uname -r>.log).
+URING_CONFORM_HOST_REPORT=FILE judges an existing report instead.
 
 These tests judge the harness, not the kernel: the report must be schema-valid
 and complete, and no scenario may end in `error` (a setup problem of ours).
-Kernel verdicts (fail, hang) are findings; they are printed, not asserted.
+Kernel verdicts (fail, hang) are findings; they are printed, not asserted; the
+run's exit 1 (something failed) is a finding too, exit >= 2 a harness failure.
 """
 
 import json
@@ -15,14 +21,34 @@ import pytest
 from uring_conform.report import load_report
 
 HOST_REPORT = os.environ.get("URING_CONFORM_HOST_REPORT")
-BINARY = Path(__file__).resolve().parents[2] / "build" / "uring-conform"
+TEST_RUN_DIR = os.environ.get("URING_CONFORM_TEST_RUN_DIR")
+BINARY = Path(os.environ.get("URING_CONFORM_BINARY")
+              or Path(__file__).resolve().parents[2] / "build" / "uring-conform")
 
-pytestmark = pytest.mark.skipif(not HOST_REPORT, reason="URING_CONFORM_HOST_REPORT not set (./conform test sets it)")
+pytestmark = pytest.mark.skipif(not (HOST_REPORT or TEST_RUN_DIR),
+                                reason="neither URING_CONFORM_TEST_RUN_DIR nor URING_CONFORM_HOST_REPORT set "
+                                       "(meson test sets the first)")
+
+
+def run_quick_profile(run_dir):
+    """The quick profile on this kernel; the report path, or a failed test with the run's last lines."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    report, log = run_dir / f"{os.uname().release}.json", run_dir / f"{os.uname().release}.log"
+    with log.open("w") as out:
+        # --force: a run interrupted earlier left its .jsonl here; this scratch report starts over.
+        status = subprocess.run([str(BINARY), "run", "--profile", "quick", "--force", "--report", str(report)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+    tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
+    if status >= 2:
+        pytest.fail(f"{BINARY} run --profile quick exited {status} (a harness failure); {log} ends:\n{tail}")
+    print(f"host run exit {status} ({'kernel findings' if status == 1 else 'nothing failed'}); "
+          f"report {report}, output {log}:\n{tail}")
+    return report
 
 
 @pytest.fixture(scope="module")
 def host_report():
-    return load_report(HOST_REPORT)
+    return load_report(HOST_REPORT or run_quick_profile(Path(TEST_RUN_DIR)))
 
 
 def test_run_completed_on_this_kernel(host_report):

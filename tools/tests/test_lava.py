@@ -22,7 +22,8 @@ lava_schemas = pytest.importorskip(
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 needs_busybox = pytest.mark.skipif(not os.path.exists(BUSYBOX),
                                    reason="busybox missing (apt-get install busybox-static)")
-HARNESS = Path(__file__).resolve().parents[2] / "build" / "uring-conform"
+HARNESS = Path(os.environ.get("URING_CONFORM_BINARY")  # meson test sets it to its build's binary
+               or Path(__file__).resolve().parents[2] / "build" / "uring-conform")
 KERNEL, MODULES = "https://lab.example/k/vmlinuz-6.12.9", "https://lab.example/k/modules.tar.xz"
 INITRAMFS = "https://lab.example/i/uring-conform-lava.cpio.gz"
 
