@@ -1,5 +1,7 @@
 #include "ktap.h"
 
+#include "result.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,11 +15,18 @@ namespace {
 
 // ktap.rst directives: a hang is the TIMEOUT of the test, a setup problem
 // outside the behaviour under test its ERROR; both "should be not ok".
-std::string directive_for(const std::string& verdict) {
-    if (verdict == "skip") return "SKIP";
-    if (verdict == "hang") return "TIMEOUT";
-    if (verdict == "error") return "ERROR";
+std::string directive_for(Verdict verdict) {
+    if (verdict == Verdict::skip) return "SKIP";
+    if (verdict == Verdict::hang) return "TIMEOUT";
+    if (verdict == Verdict::error) return "ERROR";
     return "";
+}
+
+// A known issue that happened as expected (run --expect): kselftest's
+// "ok N name # XFAIL reason", the raw verdict's evidence still above it.
+bool known_issue(const Json& result) {
+    const Json expectation = result.value("expectation", Json());
+    return expectation.is_object() && expectation.value("status", "") == "xfail";
 }
 
 }  // namespace
@@ -32,21 +41,24 @@ std::string ktap_safe(const std::string& text) {
 
 std::vector<std::string> ktap_result_lines(size_t number, const Json& result, const std::string& indent) {
     std::vector<std::string> lines;
-    std::string verdict = result.value("verdict", "");
+    Verdict verdict = parse_verdict(result.value("verdict", "")).value_or(Verdict::error);
     std::string reason = result.value("reason", "");
-    std::string directive = directive_for(verdict);
+    bool known = known_issue(result);
+    std::string directive = known ? "XFAIL" : directive_for(verdict);
+    if (known) reason = result["expectation"].value("reason", reason);
     // Diagnostics about a test go directly before its result line (ktap.rst).
-    if (verdict != "pass" && verdict != "skip") {
+    if (is_bad(verdict)) {
         const Json evidence = result.value("evidence", Json::object());
         bool reason_in_evidence = evidence.contains("failures") && evidence["failures"].is_array() &&
                                   std::find(evidence["failures"].begin(), evidence["failures"].end(), reason) !=
                                       evidence["failures"].end();
         if (directive.empty() && !reason.empty() && !reason_in_evidence)
-            lines.push_back(indent + "# " + verdict + ": " + ktap_safe(reason));
+            lines.push_back(indent + "# " + verdict_name(verdict) + ": " + ktap_safe(reason));
         for (const std::string& line : evidence_lines(evidence)) lines.push_back(indent + "# " + ktap_safe(line));
     }
+    if (known) lines.push_back(indent + "# known issue: " + verdict_name(verdict) + ": " + ktap_safe(result.value("reason", "")));
     if (result.value("resumed", false)) lines.push_back(indent + "# resumed: result carried over from the interrupted run");
-    std::string line = indent + (verdict == "pass" || verdict == "skip" ? "ok " : "not ok ") + std::to_string(number) +
+    std::string line = indent + (known || !is_bad(verdict) ? "ok " : "not ok ") + std::to_string(number) +
                        " " + ktap_safe(result.value("id", ""));
     if (!directive.empty()) {
         line += " # " + directive;
@@ -103,9 +115,9 @@ void KtapWriter::result(const Json& result) {
                                  std::to_string(family.planned) + "\n";
     ++in_family_;
     for (const std::string& line : ktap_result_lines(in_family_, result, "  ")) text += line + "\n";
-    std::string verdict = result.value("verdict", "");
-    family_failed_ |= verdict != "pass" && verdict != "skip";
-    family_skipped_ += verdict == "skip";
+    Verdict verdict = parse_verdict(result.value("verdict", "")).value_or(Verdict::error);
+    family_failed_ |= is_bad(verdict) && !known_issue(result);
+    family_skipped_ += verdict == Verdict::skip;
     if (in_family_ == family.planned) {
         // "If one of the subtests fail ... the parent test should also fail" (ktap.rst).
         text += (family_failed_ ? "not ok " : "ok ") + std::to_string(family_ + 1) + " " + ktap_safe(family.name);

@@ -192,6 +192,8 @@ struct RunCommand {
     std::optional<uc::PreviousRun> previous;
     std::optional<uc::OutputTarget> report;
     std::string profile = "quick", seed, resume_path;
+    std::vector<std::string> expect_paths;
+    std::vector<uc::Expectation> expectations;
     double timeout_s = 0, duration_s = 0;
     bool force = false;
     CLI::Option *timeout_opt = nullptr, *duration_opt = nullptr;
@@ -218,6 +220,10 @@ struct RunCommand {
                         "Continue the interrupted run recorded in FILE.jsonl (same kernel): run what it lacks, "
                         "append to it, then write the report (default: FILE without .jsonl)");
         cmd->add_flag("--force", force, "Start over even though REPORT.jsonl holds an interrupted run");
+        cmd->add_option("--expect", expect_paths,
+                        "Known issues (TOML, expectations/README.md): matching results are marked xfail (not a "
+                        "failure) or xpass; the raw verdict stays in the report")
+            ->expected(1, -1);
     }
 
     // Everything about the command line, checked before the probe and
@@ -241,6 +247,11 @@ struct RunCommand {
         }
         if (!resume_path.empty())
             if (auto problem = adopt_resume()) return problem;
+        try {
+            expectations = uc::load_expectations(expect_paths);
+        } catch (const std::exception& e) {
+            return "--expect " + std::string(e.what());
+        }
         bool default_report = run.report_path.empty();
         if (default_report) run.report_path = default_report_path(run.filter);
         if (run.ktap_path == run.report_path || run.junit_path == run.report_path ||
@@ -292,6 +303,8 @@ struct RunCommand {
     }
 
     int execute(const uc::Probe& probe) {
+        for (const uc::Expectation& e : expectations)
+            if (uc::applies_to(e, probe)) run.expectations.push_back(e);
         std::optional<uc::ReportWriter> writer;
         try {
             if (previous)

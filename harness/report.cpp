@@ -1,5 +1,7 @@
 #include "report.h"
 
+#include "expectations.h"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -283,13 +285,22 @@ void print_summary(std::FILE* out, const std::vector<Result>& results, const std
                       [](const Result* a, const Result* b) { return a->duration_ms > b->duration_ms; });
     if (shown) std::fprintf(out, "\nslowest:\n");
     for (size_t i = 0; i < shown; ++i) std::fprintf(out, "  %8.0f ms  %s\n", slowest[i]->duration_ms, slowest[i]->id.c_str());
-    bool header = false;
-    for (const Result& r : results) {
-        if (!is_bad(r.verdict)) continue;
-        if (!header) std::fprintf(out, "\nnot passing:\n");
-        header = true;
-        std::fprintf(out, "  %-5s %s\n        %s\n", verdict_name(r.verdict).c_str(), r.id.c_str(), r.reason.c_str());
-    }
+    auto status = [](const Result& r) { return r.expectation.is_object() ? r.expectation.value("status", "") : ""; };
+    auto section = [&](const char* title, auto&& wanted) {
+        bool header = false;
+        for (const Result& r : results) {
+            if (!wanted(r)) continue;
+            if (!header) std::fprintf(out, "\n%s:\n", title);
+            header = true;
+            std::fprintf(out, "  %-5s %s\n        %s\n", verdict_name(r.verdict).c_str(), r.id.c_str(), r.reason.c_str());
+            if (!status(r).empty())
+                std::fprintf(out, "        expected %s: %s\n", r.expectation.value("expected", "").c_str(),
+                             r.expectation.value("reason", "").c_str());
+        }
+    };
+    section("not passing", [](const Result& r) { return counts_as_failure(r); });
+    section("known issues (xfail: the expected verdict happened)", [&](const Result& r) { return status(r) == "xfail"; });
+    section("worth attention (xpass: a known issue did not show)", [&](const Result& r) { return status(r) == "xpass"; });
     std::fprintf(out, "\nreport: %s\n", report_path.c_str());
 }
 

@@ -290,6 +290,7 @@ int run_suite(const RunOptions& options, const Probe& probe, const std::vector<I
             if (interrupted()) stop_interrupted(writer, *progress);
             attach_kernel_findings(r, kernel.collect());
         }
+        apply_expectations(r, options.expectations);
         each([&](ResultSink& s) { s.result(r); });
     }
     // Results of the interrupted run for ids no longer selected (a renamed
@@ -301,7 +302,7 @@ int run_suite(const RunOptions& options, const Probe& probe, const std::vector<I
     kernel_watch.reset();
     double duration_s = carried_ms / 1000 + double(now_ns() - started) / 1e9;
     each([&](ResultSink& s) { s.end(duration_s); });
-    bool bad = std::any_of(writer.results().begin(), writer.results().end(), [](const Result& r) { return is_bad(r.verdict); });
+    bool bad = std::any_of(writer.results().begin(), writer.results().end(), counts_as_failure);
     return bad ? 1 : 0;
 }
 

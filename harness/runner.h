@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "expectations.h"
 #include "kmsg.h"
 #include "report.h"
 #include "result.h"
@@ -26,6 +27,7 @@ struct RunOptions {
     std::string environment = "host";
     std::string ktap_path;   // "" none, "-" stdout
     std::string junit_path;  // "" none
+    std::vector<Expectation> expectations;  // --expect entries that apply to this kernel
     bool quiet = false;      // no progress
     bool verbose = false;    // every result, with the evidence of those not passing
     // Sources of the kernel checks (tests point them at files).

@@ -71,13 +71,16 @@ static std::string literal_brackets(const std::string& glob) {
     return out;
 }
 
+bool id_matches(const std::string& glob, const std::string& id) {
+    return fnmatch(literal_brackets(glob).c_str(), id.c_str(), 0) == 0;
+}
+
 std::vector<Instance> select_instances(const std::string& glob) {
-    std::string pattern = literal_brackets(glob);
     std::vector<Instance> out;
     for (const ScenarioEntry& s : registry())
         for (const VariantEntry& v : s.variants) {
             std::string id = s.family + "/" + s.name + v.suffix;
-            if (fnmatch(pattern.c_str(), id.c_str(), 0) == 0) out.push_back({&s, &v, id});
+            if (id_matches(glob, id)) out.push_back({&s, &v, id});
         }
     return out;
 }

@@ -146,6 +146,8 @@ struct Instance {
 // match themselves, so an exact id matches itself),
 // in registration order.
 std::vector<Instance> select_instances(const std::string& glob);
+// The same matching for one id (known-issue entries use it too).
+bool id_matches(const std::string& glob, const std::string& id);
 // Why this instance cannot run on this kernel (refused setup flag or unmet
 // requirement), or nullopt; decided in the parent, before any fork.
 std::optional<std::string> unmet_requirement(const Instance& instance, const Probe& probe);

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "expectations.h"
 #include "junit.h"
 #include "runner.h"
 #include "version.h"
@@ -61,7 +62,7 @@ void ProgressSink::started(size_t index, const Instance& instance) {
 }
 
 void ProgressSink::result(const Result& r) {
-    failing_ += is_bad(r.verdict);
+    failing_ += counts_as_failure(r);
     if (quiet_ || r.resumed) return;
     if (live_ && !verbose_ && !is_bad(r.verdict)) return draw();
     clear();

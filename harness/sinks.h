@@ -38,7 +38,10 @@ class ResultSink {
 class ReportSink : public ResultSink {
   public:
     explicit ReportSink(ReportWriter& writer) : writer_(writer) {}
-    void begin(const RunStart& start) override { writer_.header(start.header); }
+    void begin(const RunStart& start) override {
+        planned_ = start.plan.size();
+        writer_.header(start.header);
+    }
     void started(size_t index, const Instance& instance) override;
     void result(const Result& r) override;
     void end(double duration_s) override { writer_.finish(duration_s); }
