@@ -99,7 +99,9 @@ std::string load_error(const std::string& text) {
 }
 
 TEST(Expectations, BadFilesAreOneLineErrorsNamingTheLine) {
-    EXPECT_NE(load_error("[[expect]]\nids = \"a/*\"\nverdict = \"fail\"\n").find(":1: entry needs reason"), std::string::npos);
+    std::string missing = load_error("[[expect]]\nids = \"a/*\"\nverdict = \"fail\"\n");
+    EXPECT_NE(missing.find(": entry needs reason"), std::string::npos) << missing;
+    EXPECT_EQ(missing.rfind("/tmp/uc-expect-", 0), 0u) << "names the file: " << missing;
     EXPECT_NE(load_error("[[expect]]\nids = \"a/*\"\nverdict = \"broken\"\nreason = \"r\"\n").find("verdict 'broken'"),
               std::string::npos);
     EXPECT_NE(load_error("[[expect]]\nids = \"a/*\"\nverdict = \"fail\"\nreason = \"r\"\nkernel = \"6.1*\"\n")
