@@ -1,0 +1,1 @@
+// In progress (issue #19/#18): scenarios land here in the following commits.
