@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "bufring.h"
+#include "multishot_common.h"
+#include "multishot_common.h"
 #include "net.h"
 #include "probe_helpers.h"
 #include "ring.h"
@@ -24,8 +26,6 @@ constexpr uint64_t kTarget = 1;  // user_data of the multishot request
 constexpr uint64_t kCancel = 2;  // user_data of the cancel / remove request
 constexpr uint16_t kGroup = 1;   // buffer group id
 constexpr uint64_t kQuietNs = 20'000'000;  // "nothing follows the final CQE": 20 ms of silence
-
-const Family multishot{"multishot"};
 
 // Every scenario runs under each setup mode with a tiny and a roomy CQ.
 struct Params {
