@@ -12,7 +12,6 @@
 
 #include "bufring.h"
 #include "multishot_common.h"
-#include "multishot_common.h"
 #include "net.h"
 #include "probe_helpers.h"
 #include "ring.h"
@@ -21,6 +20,7 @@
 namespace {
 
 using namespace uc;
+const Family& multishot = multishots::family;
 
 constexpr uint64_t kTarget = 1;  // user_data of the multishot request
 constexpr uint64_t kCancel = 2;  // user_data of the cancel / remove request
