@@ -165,6 +165,14 @@ class Subject {
             default: return 0;
         }
     }
+    // Shuts down the peer's writing half but keeps it open: poll(2)
+    // POLLRDHUP "Stream socket peer closed connection, or shut down writing
+    // half of connection". 0 where the kind is not a stream socket.
+    unsigned shut_down_peer_write() {
+        if (kind_ != FileKind::socketpair && kind_ != FileKind::tcp) return 0;
+        if (shutdown(peer_.get(), SHUT_WR) < 0) ctx_.error("shutdown(SHUT_WR): " + errno_name(errno));
+        return POLLRDHUP;
+    }
     // What the hangup scenario asks for: the data event plus POLLRDHUP on stream sockets.
     unsigned hangup_events() const {
         return events() | (kind_ == FileKind::socketpair || kind_ == FileKind::tcp ? POLLRDHUP : 0);
@@ -563,6 +571,47 @@ struct HupParams {
     FileKind file;
 };
 
+// Data first, so the request is live and working; then the peer closes
+// (or shuts down writing): the poll reports the documented event, then ends
+// or stays quiet, never re-posting the held state.
+void hangup_then_quiet(Ctx& ctx, const HupParams& p, bool shut_write) {
+    const char* what = shut_write ? "shutdown(SHUT_WR)" : "close";
+    Ring ring(ctx, p.setup, 64);
+    Subject subject(ctx, ring, p.file);
+    Poller poller(ctx, ring, subject, subject.hangup_events(), true);
+    poller.arm();
+    poller.round(1, 0);  // data first: the request is live and working
+
+    unsigned expected = shut_write ? subject.shut_down_peer_write() : subject.hang_up();
+    poller.rounds().push_back({});  // the hangup's CQEs collect here
+    uint64_t until = now_ns() + kWakeupBoundNs;
+    auto hup_seen = [&] {
+        for (const Cqe& cqe : poller.rounds().back().cqes)
+            if (unsigned(cqe.res) & expected) return true;
+        return false;
+    };
+    while (!hup_seen() && poller.live() && now_ns() < until)
+        if (auto cqe = ring.wait_for(10'000'000)) poller.route(*cqe);
+    // Drain what is left so that only the held hangup state remains.
+    subject.drain();
+    for (const Cqe& cqe : ring.settle(kHangupQuietNs)) poller.route(cqe);
+    std::vector<Cqe> hup_cqes = poller.rounds().back().cqes;
+    bool ended = !poller.live();
+    poller.finish();
+
+    ctx.expect_true(hup_seen(), str("no poll CQE reported ", poll_mask_names(expected), " within 2 s of the peer's ", what));
+    // io_uring_enter(2): completions beyond the first "are edge
+    // triggered". The close or shutdown is one event (the peer's side wakes the
+    // queue a few times at most); a poll that re-posts the held
+    // hangup state would post without bound. Never loops.
+    ctx.expect_true(hup_cqes.size() <= 4, str(hup_cqes.size(), " poll CQEs in the 30 ms after the peer's ", what, ": ",
+                                              "a held hangup must not re-post (edge triggered)"));
+    check_requests(ctx, ring, poller);
+    ctx.metric("hangup_cqes", hup_cqes.size());
+    ctx.metric("hangup_ended_request", ended);
+    if (!hup_cqes.empty()) ctx.metric("hangup_events", poll_mask_names(unsigned(hup_cqes.front().res)));
+}
+
 const Register<HupParams> hangup{{
     .family = poll_family,
     .name = "peer-close-hangup-bounded",
@@ -572,42 +621,16 @@ const Register<HupParams> hangup{{
                      axis("file", &HupParams::file, {{FileKind::pipe, "pipe"}, {FileKind::pipe_write, "pipe_write"},
                                                      {FileKind::socketpair, "socketpair"}, {FileKind::tcp, "tcp"},
                                                      {FileKind::pty, "pty"}})),
-    .body = [](Ctx& ctx, const HupParams& p) {
-        Ring ring(ctx, p.setup, 64);
-        Subject subject(ctx, ring, p.file);
-        Poller poller(ctx, ring, subject, subject.hangup_events(), true);
-        poller.arm();
-        poller.round(1, 0);  // data first: the request is live and working
+    .body = [](Ctx& ctx, const HupParams& p) { hangup_then_quiet(ctx, p, false); }}};
 
-        unsigned expected = subject.hang_up();
-        poller.rounds().push_back({});  // the hangup's CQEs collect here
-        uint64_t until = now_ns() + kWakeupBoundNs;
-        auto hup_seen = [&] {
-            for (const Cqe& cqe : poller.rounds().back().cqes)
-                if (unsigned(cqe.res) & expected) return true;
-            return false;
-        };
-        while (!hup_seen() && poller.live() && now_ns() < until)
-            if (auto cqe = ring.wait_for(10'000'000)) poller.route(*cqe);
-        // Drain what is left so that only the held hangup state remains.
-        subject.drain();
-        for (const Cqe& cqe : ring.settle(kHangupQuietNs)) poller.route(cqe);
-        std::vector<Cqe> hup_cqes = poller.rounds().back().cqes;
-        bool ended = !poller.live();
-        poller.finish();
-
-        ctx.expect_true(hup_seen(), str("no poll CQE reported ", poll_mask_names(expected), " within 2 s of the peer's close"));
-        // io_uring_enter(2): completions beyond the first "are edge
-        // triggered". The close is one event (the closing side wakes the
-        // queue a few times at most); a poll that re-posts the held
-        // hangup state would post without bound. Never loops.
-        ctx.expect_true(hup_cqes.size() <= 4, str(hup_cqes.size(), " poll CQEs in the 30 ms after the peer's close: ",
-                                                  "a held hangup must not re-post (edge triggered)"));
-        check_requests(ctx, ring, poller);
-        ctx.metric("hangup_cqes", hup_cqes.size());
-        ctx.metric("hangup_ended_request", ended);
-        if (!hup_cqes.empty()) ctx.metric("hangup_events", poll_mask_names(unsigned(hup_cqes.front().res)));
-    }}};
+const Register<HupParams> shutdown_write{{
+    .family = poll_family,
+    .name = "peer-shutdown-write-rdhup",
+    .summary = "multishot poll reports POLLRDHUP once the stream peer shuts down writing (still open), then ends or stays quiet",
+    .needs = {needs_op(IORING_OP_POLL_ADD), needs_op(IORING_OP_POLL_REMOVE)},
+    .variants = grid(setups(&HupParams::setup, all_setups()),
+                     axis("file", &HupParams::file, {{FileKind::socketpair, "socketpair"}, {FileKind::tcp, "tcp"}})),
+    .body = [](Ctx& ctx, const HupParams& p) { hangup_then_quiet(ctx, p, true); }}};
 
 // io_uring_prep_poll_update(3) on a kernel without it answers -EINVAL.
 const CapabilityProbe poll_update_probe{"poll_update", [](const Probe& probe) {
@@ -658,6 +681,65 @@ const Register<SetupOnly> update{{
         check_requests(ctx, ring, poller);
         ctx.expect(poll_wakeups(poller.rounds(), {POLLIN, PollCounting::exact}));
         report_rounds(ctx, poller);
+    }}};
+
+// The ring's fd while a completion waits in task_work. No man page documents
+// polling a ring's fd; io_uring_poll() in io_uring/io_uring.c reports
+// EPOLLIN when CQEs are visible "|| io_has_work(ctx)", which is true while
+// local task_work is queued (ctx->work_llist, the list DEFER_TASKRUN queues
+// completions on since "io_uring: add IORING_SETUP_DEFER_TASKRUN", 6.1); its comment:
+// "Users may get EPOLLIN meanwhile seeing nothing in cqring, this pushes them
+// to do the flush". Under DEFER_TASKRUN that work runs only in
+// io_uring_enter(2) with GETEVENTS (io_uring_setup(2)), which poll(2) and
+// another ring's POLL_ADD are not.
+constexpr uint64_t kRecv = 300, kWatch = 301;
+
+const Register<SetupOnly> ring_fd_task_work{{
+    .family = poll_family,
+    .name = "ring-fd-pollin-with-pending-task-work",
+    .summary = "a ring whose recv completion waits in task_work reports POLLIN on its fd to poll(2) and to another ring's poll",
+    .needs = {needs_op(IORING_OP_RECV), needs_op(IORING_OP_POLL_ADD)},
+    .variants = grid(setups(&SetupOnly::setup, all_setups())),
+    .body = [](Ctx& ctx, const SetupOnly& p) {
+        Ring ring(ctx, p.setup, 64);
+        Ring watcher(ctx, Setup::none, 64);
+        SocketPair sockets = unix_pair(ctx, SOCK_STREAM);
+        char buf[64];
+        io_uring_prep_recv(ring.sqe(kRecv, "recv"), sockets.server.get(), buf, sizeof(buf), 0);
+        ring.submit();
+        send_all(ctx, sockets.client.get(), "ping", 4);
+
+        // A level check, no wakeup involved: poll(2) with a zero timeout,
+        // repeated (SQPOLL's thread may take a moment) within the bound.
+        pollfd pfd{ring.get()->ring_fd, POLLIN, 0};
+        unsigned checks = 0;
+        unsigned cq_ready_at_pollin = 0;
+        for (uint64_t until = now_ns() + kWakeupBoundNs; now_ns() < until; usleep(1000)) {
+            ++checks;
+            unsigned cq_ready = io_uring_cq_ready(ring.get());
+            if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN)) {
+                cq_ready_at_pollin = cq_ready;
+                break;
+            }
+        }
+        bool pollin = pfd.revents & POLLIN;
+        // io_uring_enter(2): the initial poll "is level triggered": armed on
+        // a ready fd, it completes at once.
+        io_uring_prep_poll_add(watcher.sqe(kWatch, "poll of the other ring's fd"), ring.get()->ring_fd, POLLIN);
+        watcher.submit();
+        std::optional<Cqe> watched = watcher.wait_for(kWakeupBoundNs);
+        // Only now does the polled ring enter with GETEVENTS and run its work.
+        ring.reap_until_final(kRecv);
+
+        ctx.expect_true(pollin, str("poll(2) never reported POLLIN on the ring's fd in ", checks,
+                                    " checks over 2 s while its recv completion was pending"));
+        ctx.expect_true(watched && (unsigned(watched->res) & POLLIN),
+                        "another ring's POLL_ADD of the ring's fd did not complete with POLLIN while its completion was pending");
+        // recv(2): the 4 bytes sent.
+        ctx.expect(single_completion(ring.trace().all(), kRecv, {4}));
+        ctx.metric("poll_checks", checks);
+        // 0 here means the readiness came from the pending work, not from a CQE.
+        ctx.metric("cq_ready_at_pollin", cq_ready_at_pollin);
     }}};
 
 }  // namespace
