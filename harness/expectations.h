@@ -9,6 +9,7 @@
 //   verdict = "fail"                               # the raw verdict expected
 //   reason = "one line"
 //   link = "https://..."
+//   intermittent = true                            # a known race: a pass is not an xpass
 //
 // `run --expect FILE` keeps every result's raw verdict and marks a matching
 // one xfail (the expected verdict happened: known, not counted as a
@@ -30,6 +31,7 @@ struct Expectation {
     std::string probe_path, probe_value;  // probe_path empty: no probe condition
     Verdict verdict = Verdict::fail;
     std::string reason, link;
+    bool intermittent = false;  // a pass leaves the result unmarked
     std::string source;  // file:line, for the report
 };
 
