@@ -1,4 +1,5 @@
-// Pieces shared by the bufring family's files (bufring.cpp, bufring_modes.cpp):
+// Pieces shared by the bufring family's files (bufring.cpp, bufring_modes.cpp,
+// bufring_edges.cpp):
 // a buffer group as the scenarios use it (Pool), the re-arming multishot
 // Receiver with the playbook's counters, and a Sender thread.
 #pragma once
@@ -49,6 +50,9 @@ class Pool {
     unsigned available() const { return ledger_.held_count(); }
     const std::vector<BufEvent>& log() const { return log_; }
     bool is_provide_cqe(const Cqe& cqe) const { return kind_ == PoolKind::legacy && cqe.user_data == kProvide; }
+    // The receive passes recv(2) MSG_TRUNC: res may exceed its buffer (BufferLedger::allow_truncated_res).
+    void allow_truncated_res() { ledger_.allow_truncated_res(); }
+    uint64_t provides() const { return provides_; }
 
     // Accounts a CQE of the receive: the ledger must accept it; its bytes
     // are copied into the log; the buffers it released wait for recycle().
@@ -65,23 +69,34 @@ class Pool {
         return spans_.size();
     }
 
+    // Gives buffer `bid`, which a CQE released, back to the kernel alone.
+    void give_back(unsigned bid) {
+        auto it = std::find(released_.begin(), released_.end(), bid);
+        if (it == released_.end()) ctx_.error(str("give_back(", bid, "): the application does not hold it"));
+        released_.erase(it);
+        provide_to_kernel(bid);
+        if (legacy_) ring_.submit();
+    }
+
     // Gives every buffer the application holds back to the kernel.
     void recycle() {
         if (released_.empty()) return;
-        for (unsigned bid : released_) {
-            if (ring_bufs_)
-                ring_bufs_->provide(bid);
-            else
-                legacy_->provide(bid);
-            note_provided(bid);
-        }
+        for (unsigned bid : released_) provide_to_kernel(bid);
         released_.clear();
         if (legacy_) ring_.submit();
     }
 
   private:
     const uint8_t* data(unsigned bid) const { return ring_bufs_ ? ring_bufs_->data(bid) : legacy_->data(bid); }
+    void provide_to_kernel(unsigned bid) {
+        if (ring_bufs_)
+            ring_bufs_->provide(bid);
+        else
+            legacy_->provide(bid);
+        note_provided(bid);
+    }
     void note_provided(unsigned bid) {
+        ++provides_;
         ctx_.must(ledger_.provide(bid, buf_len_));
         log_.push_back(BufEvent::provided(bid, buf_len_));
     }
@@ -96,21 +111,32 @@ class Pool {
     std::vector<BufEvent> log_;
     std::vector<BufSpan> spans_;
     std::vector<unsigned> released_;
+    uint64_t provides_ = 0;
 };
 
-// A multishot recv on one socket, re-armed with a fresh user_data whenever
-// the previous request ended, with the playbook's counters.
+// Which multishot request a Receiver arms: a recv on a socket
+// (io_uring_prep_recv_multishot(3)) or a read (io_uring_prep_read_multishot(3),
+// liburing 2.5+: IORING_OP_READ_MULTISHOT with len 0, offset 0).
+enum class MultishotOp { recv, read };
+
+// A multishot receive on one fd, re-armed with a fresh user_data whenever
+// the previous request ended, with the playbook's counters. `recv_flags`
+// go to the SQE's ioprio, `msg_flags` to recv(2)'s flags.
 class Receiver {
   public:
-    Receiver(Ctx& ctx, Ring& ring, Pool& pool, int fd, unsigned recv_flags = 0)
-        : ctx_(ctx), ring_(ring), pool_(pool), fd_(fd), recv_flags_(recv_flags) {}
+    Receiver(Ctx& ctx, Ring& ring, Pool& pool, int fd, unsigned recv_flags = 0, MultishotOp op = MultishotOp::recv,
+             int msg_flags = 0)
+        : ctx_(ctx), ring_(ring), pool_(pool), fd_(fd), recv_flags_(recv_flags), op_(op), msg_flags_(msg_flags) {}
 
     // Arms a new request (the first, or a repost after the last one ended).
     void arm() {
-        if (live_) ctx_.error("arming a second multishot recv while one is live");
+        if (live_) ctx_.error("arming a second multishot receive while one is live");
         uint64_t user_data = kFirstRecv + requests_.size();
-        io_uring_sqe* sqe = ring_.sqe(user_data, "multishot recv");
-        io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+        io_uring_sqe* sqe = ring_.sqe(user_data, op_ == MultishotOp::recv ? "multishot recv" : "multishot read");
+        if (op_ == MultishotOp::recv)
+            io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, msg_flags_);
+        else
+            io_uring_prep_rw(compat::op_read_multishot, sqe, fd_, nullptr, 0, 0);
         sqe->ioprio |= recv_flags_;
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = kGroup;
@@ -126,16 +152,14 @@ class Receiver {
     // provide CQE is checked and returned as it is.
     Cqe reap() {
         max_cq_depth_ = std::max(max_cq_depth_, io_uring_cq_ready(ring_.get()));
-        Cqe cqe = ring_.wait();
-        if (pool_.is_provide_cqe(cqe)) {
-            ctx_.must(Check{cqe.res >= 0, "IORING_OP_PROVIDE_BUFFERS failed", cqe});
-            return cqe;
-        }
-        cqes_.push_back(cqe);
-        max_buffers_per_cqe_ = std::max(max_buffers_per_cqe_, pool_.account(cqe));
-        if (cqe.res > 0) received_ += uint64_t(cqe.res), ++data_cqes_, ++data_since_arm_;
-        if (cqe.flags & IORING_CQE_F_BUF_MORE) ++buf_more_cqes_;
-        if (cqe.user_data == current() && !cqe.more()) end_request(cqe);
+        return accept(ring_.wait());
+    }
+
+    // reap(), but only a CQE that arrives within `timeout_ns`.
+    std::optional<Cqe> reap_within(uint64_t timeout_ns) {
+        max_cq_depth_ = std::max(max_cq_depth_, io_uring_cq_ready(ring_.get()));
+        std::optional<Cqe> cqe = ring_.wait_for(timeout_ns);
+        if (cqe) accept(*cqe);
         return cqe;
     }
 
@@ -176,6 +200,19 @@ class Receiver {
     }
 
   private:
+    Cqe accept(const Cqe& cqe) {
+        if (pool_.is_provide_cqe(cqe)) {
+            ctx_.must(Check{cqe.res >= 0, "IORING_OP_PROVIDE_BUFFERS failed", cqe});
+            return cqe;
+        }
+        cqes_.push_back(cqe);
+        max_buffers_per_cqe_ = std::max(max_buffers_per_cqe_, pool_.account(cqe));
+        if (cqe.res > 0) received_ += uint64_t(cqe.res), ++data_cqes_, ++data_since_arm_;
+        if (cqe.flags & IORING_CQE_F_BUF_MORE) ++buf_more_cqes_;
+        if (cqe.user_data == current() && !cqe.more()) end_request(cqe);
+        return cqe;
+    }
+
     void end_request(const Cqe& cqe) {
         live_ = false;
         last_final_res_ = cqe.res;
@@ -196,6 +233,8 @@ class Receiver {
     Pool& pool_;
     int fd_;
     unsigned recv_flags_;
+    MultishotOp op_;
+    int msg_flags_;
     std::vector<uint64_t> requests_;
     std::vector<Cqe> cqes_;
     bool live_ = false;

@@ -9,9 +9,12 @@
 namespace uc {
 
 BufRing::BufRing(Ring& ring, uint16_t bgid, unsigned entries, unsigned buf_len, uint16_t flags)
-    : ring_(ring), bgid_(bgid), entries_(entries), buf_len_(buf_len),
-      storage_(size_t(entries) * buf_len), held_(entries, false) {
+    : ring_(ring), bgid_(bgid), entries_(entries), buf_len_(buf_len), storage_size_(size_t(entries) * buf_len),
+      held_(entries, false) {
     Ctx& ctx = ring.ctx();
+    void* data = mmap(nullptr, storage_size_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, -1, 0);
+    if (data == MAP_FAILED) ctx.error(str("mmap(", storage_size_, " bytes of buffers): ", errno_name(errno)));
+    storage_ = static_cast<uint8_t*>(data);
     br_size_ = entries * sizeof(io_uring_buf);
     void* mem = mmap(nullptr, br_size_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (mem == MAP_FAILED) ctx.error("mmap(buffer ring): " + errno_name(errno));
@@ -24,6 +27,7 @@ BufRing::BufRing(Ring& ring, uint16_t bgid, unsigned entries, unsigned buf_len, 
     int ret = io_uring_register_buf_ring(ring.get(), &reg, 0);
     if (ret < 0) {
         munmap(mem, br_size_);
+        munmap(storage_, storage_size_);
         br_ = nullptr;
         if (ret == -ENOMEM) ctx.skip("registering a buffer ring: ENOMEM (RLIMIT_MEMLOCK too small)");
         ctx.error(str("IORING_REGISTER_PBUF_RING(entries=", entries, ", flags=", flags, "): ", errno_name(ret),
@@ -37,10 +41,11 @@ BufRing::~BufRing() {
     if (!br_) return;
     io_uring_unregister_buf_ring(ring_.get(), bgid_);
     munmap(br_, br_size_);
+    munmap(storage_, storage_size_);
 }
 
 void BufRing::provide(unsigned bid) {
-    io_uring_buf_ring_add(br_, storage_.data() + size_t(bid) * buf_len_, buf_len_, uint16_t(bid),
+    io_uring_buf_ring_add(br_, storage_ + size_t(bid) * buf_len_, buf_len_, uint16_t(bid),
                           io_uring_buf_ring_mask(entries_), 0);
     io_uring_buf_ring_advance(br_, 1);
     if (!held_[bid]) ++held_count_;

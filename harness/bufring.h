@@ -16,7 +16,9 @@ class Ring;
 class BufRing {
   public:
     // `entries` (a power of two) buffers of `buf_len` bytes in group `bgid`,
-    // all handed to the kernel. `flags`: IOU_PBUF_RING_INC etc.
+    // all handed to the kernel. `flags`: IOU_PBUF_RING_INC etc. The buffers
+    // are mapped MAP_NORESERVE, so a pool larger than memory costs only the
+    // pages the kernel writes.
     BufRing(Ring& ring, uint16_t bgid, unsigned entries, unsigned buf_len, uint16_t flags = 0);
     ~BufRing();
     BufRing(const BufRing&) = delete;
@@ -25,7 +27,7 @@ class BufRing {
     uint16_t bgid() const { return bgid_; }
     unsigned entries() const { return entries_; }
     unsigned buf_len() const { return buf_len_; }
-    const uint8_t* data(unsigned bid) const { return storage_.data() + size_t(bid) * buf_len_; }
+    const uint8_t* data(unsigned bid) const { return storage_ + size_t(bid) * buf_len_; }
 
     // Returns buffer `bid` to the kernel (it must not hold it already).
     void provide(unsigned bid);
@@ -41,7 +43,8 @@ class BufRing {
     unsigned entries_, buf_len_;
     io_uring_buf_ring* br_ = nullptr;
     size_t br_size_ = 0;
-    std::vector<uint8_t> storage_;
+    uint8_t* storage_ = nullptr;
+    size_t storage_size_ = 0;
     std::vector<bool> held_;
     unsigned held_count_ = 0;
 };

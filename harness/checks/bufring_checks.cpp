@@ -18,16 +18,28 @@ std::string buf_mode_name(BufMode mode) {
 }
 
 std::deque<BufferLedger::Held>::iterator BufferLedger::find(unsigned bid) {
+    if (!holds(bid)) return ring_order_.end();
+    // The kernel takes buffers from the ring's head: the search ends at once.
     return std::find_if(ring_order_.begin(), ring_order_.end(), [bid](const Held& h) { return h.bid == bid; });
 }
 
-bool BufferLedger::holds(unsigned bid) const {
-    return std::any_of(ring_order_.begin(), ring_order_.end(), [bid](const Held& h) { return h.bid == bid; });
+bool BufferLedger::holds(unsigned bid) const { return bid < held_.size() && held_[bid]; }
+
+void BufferLedger::mark(unsigned bid, bool held) {
+    if (bid >= held_.size()) held_.resize(bid + 1, false);
+    held_[bid] = held;
+}
+
+unsigned BufferLedger::room(unsigned bid) const {
+    for (const Held& h : ring_order_)
+        if (h.bid == bid) return h.len - h.used;
+    return 0;
 }
 
 Check BufferLedger::provide(unsigned bid, unsigned len) {
     if (holds(bid)) return Check::fail(str("buffer id ", bid, " provided again while the kernel still holds it"));
     ring_order_.push_back({bid, len, 0});
+    mark(bid, true);
     return Check::pass();
 }
 
@@ -56,10 +68,11 @@ Check BufferLedger::consume(const Cqe& cqe, std::vector<BufSpan>* spans) {
     unsigned bid = cqe.buffer_id();
     auto held = find(bid);
     if (held == ring_order_.end()) return not_held(bid, cqe);
-    unsigned res = cqe.res > 0 ? unsigned(cqe.res) : 0;
     unsigned room = held->len - held->used;
-    if (res > room)
+    unsigned res = cqe.res > 0 ? unsigned(cqe.res) : 0;
+    if (res > room && !truncated_res_ok_)
         return Check::fail(str("res ", res, " exceeds the ", room, " bytes left in buffer id ", bid), cqe);
+    res = std::min(res, room);  // a truncated datagram's real length: its buffer holds what fitted
     // io_uring_register_buf_ring(3), IOU_PBUF_RING_INC: "each completion of a
     // given buffer ID will continue where the previous one left off ... When
     // more completions should be expected for a given buffer ID, the CQE will
@@ -73,10 +86,12 @@ Check BufferLedger::consume(const Cqe& cqe, std::vector<BufSpan>* spans) {
                                " bytes unused (no IORING_CQE_F_BUF_MORE) by a CQE that is not an error"),
                            cqe);
     spans->push_back({bid, held->used, res, !buf_more});
-    if (buf_more)
+    if (buf_more) {
         held->used += res;
-    else
+    } else {
         ring_order_.erase(held);
+        mark(bid, false);
+    }
     return Check::pass();
 }
 
@@ -100,6 +115,7 @@ Check BufferLedger::consume_bundle(const Cqe& cqe, std::vector<BufSpan>* spans) 
                                cqe);
         Held head = ring_order_.front();
         ring_order_.pop_front();
+        mark(head.bid, false);
         unsigned take = std::min(left, head.len);
         spans->push_back({head.bid, 0, take, true});
         left -= take;

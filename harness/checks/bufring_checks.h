@@ -44,6 +44,11 @@ class BufferLedger {
     explicit BufferLedger(BufMode mode) : mode_(mode) {}
 
     BufMode mode() const { return mode_; }
+    // recv(2) with MSG_TRUNC: "return the real length of the packet or
+    // datagram, even when it was longer than the passed buffer". With this
+    // set, a CQE's res may exceed the room left in its buffer; the buffer
+    // then holds the first bytes up to its end and is used up.
+    void allow_truncated_res() { truncated_res_ok_ = true; }
     // Buffer `bid` of `len` bytes goes to the kernel, at the ring's tail.
     // Fails if the kernel still holds it (an application bug, not the kernel's).
     Check provide(unsigned bid, unsigned len);
@@ -54,6 +59,8 @@ class BufferLedger {
 
     bool holds(unsigned bid) const;
     unsigned held_count() const { return unsigned(ring_order_.size()); }
+    // Bytes left in held buffer `bid` (its length less what incremental CQEs used); 0 if not held.
+    unsigned room(unsigned bid) const;
 
   private:
     struct Held {
@@ -64,8 +71,12 @@ class BufferLedger {
     std::deque<Held>::iterator find(unsigned bid);
     Check consume_bundle(const Cqe& cqe, std::vector<BufSpan>* spans);
 
+    void mark(unsigned bid, bool held);
+
     BufMode mode_;
-    std::deque<Held> ring_order_;  // held buffers, oldest provided first
+    bool truncated_res_ok_ = false;
+    std::deque<Held> ring_order_;
+    std::vector<bool> held_;  // by bid, so holds() is O(1) on rings of thousands of buffers  // held buffers, oldest provided first
 };
 
 // One step of a recorded provided-buffer receive.

@@ -199,4 +199,38 @@ TEST(BufferLedger, SpansSayWhereBytesAreAndWhenBuffersReturn) {
     EXPECT_EQ(ledger.held_count(), 0u);
 }
 
+TEST(BufferLedger, TruncatedResFillsTheBufferOnlyWhenAllowed) {
+    std::vector<uc::BufSpan> spans;
+    uc::BufferLedger strict(BufMode::plain);
+    ASSERT_TRUE(strict.provide(0, 64).ok);
+    EXPECT_FALSE(strict.consume(Cqe{1, 200, buffer_flags(0), 0, 0}, &spans).ok);  // res past the buffer
+
+    uc::BufferLedger trunc(BufMode::plain);
+    trunc.allow_truncated_res();
+    ASSERT_TRUE(trunc.provide(0, 64).ok);
+    ASSERT_TRUE(trunc.consume(Cqe{1, 200, buffer_flags(0), 0, 0}, &spans).ok);  // MSG_TRUNC: the real length
+    ASSERT_EQ(spans.size(), 1u);
+    EXPECT_EQ(spans[0].len, 64u);
+    EXPECT_TRUE(spans[0].released);
+    EXPECT_FALSE(trunc.consume(Cqe{1, 200, buffer_flags(0), 0, 0}, &spans).ok);  // buffer 0 already handed out
+}
+
+TEST(BufferLedger, TruncatedResInIncrementalRingUsesUpTheBuffer) {
+    std::vector<uc::BufSpan> spans;
+    uc::BufferLedger ledger(BufMode::incremental);
+    ledger.allow_truncated_res();
+    ASSERT_TRUE(ledger.provide(5, 64).ok);
+    ASSERT_TRUE(ledger.consume(Cqe{1, 40, buffer_flags(5, IORING_CQE_F_BUF_MORE), 0, 0}, &spans).ok);
+    EXPECT_EQ(ledger.room(5), 24u);
+    // A 100-byte datagram into the 24 bytes left: the buffer is used up, so
+    // IORING_CQE_F_BUF_MORE on it is a broken rule.
+    uc::BufferLedger copy = ledger;
+    EXPECT_FALSE(copy.consume(Cqe{1, 100, buffer_flags(5, IORING_CQE_F_BUF_MORE), 0, 0}, &spans).ok);
+    ASSERT_TRUE(ledger.consume(Cqe{1, 100, buffer_flags(5), 0, 0}, &spans).ok);
+    EXPECT_EQ(spans[0].offset, 40u);
+    EXPECT_EQ(spans[0].len, 24u);
+    EXPECT_EQ(ledger.room(5), 0u);
+    EXPECT_EQ(ledger.held_count(), 0u);
+}
+
 }  // namespace
