@@ -32,7 +32,7 @@ def selftest_binary():
         pytest.skip(f"{SELFTEST_ENV} is not set (path to a built uring-conform-selftest)")
     if not os.access(path, os.X_OK):
         pytest.skip(f"{SELFTEST_ENV}={path} is not an executable file")
-    return Path(path)
+    return Path(path).resolve()  # tests run it from their own directories
 
 
 def complete_result_ids(jsonl_path):
