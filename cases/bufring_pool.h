@@ -32,38 +32,38 @@ constexpr unsigned kRoomyCq = 256;         // a CQ that cannot overflow where ov
 
 enum class PoolKind { ring, legacy };
 
-// Kernel-side buffers (a ring, or legacy buffers given by SQEs), the ledger
-// of what the kernel holds, and the log byte_conservation() replays.
+// Kernel-side buffers (a ring, or legacy buffers given by SQEs, each keeping
+// the ledger of what the kernel holds), the buffers the application got
+// back, and the log byte_conservation() replays.
 class Pool {
   public:
     Pool(Ctx& ctx, Ring& ring, PoolKind kind, unsigned entries, BufMode mode, unsigned buf_len = kBufLen,
          uint16_t ring_flags = 0)
-        : ctx_(ctx), ring_(ring), kind_(kind), buf_len_(buf_len), ledger_(mode) {
+        : ctx_(ctx), ring_(ring), kind_(kind), buf_len_(buf_len) {
         if (kind == PoolKind::ring)
-            ring_bufs_.emplace(ring, kGroup, entries, buf_len, ring_flags);
+            ring_bufs_.emplace(ring, kGroup, entries, buf_len, BufRingSetup{ring_flags, mode});
         else
-            legacy_.emplace(ring, kGroup, entries, buf_len, kProvide);
+            legacy_.emplace(ring, kGroup, entries, buf_len, kProvide, mode);
         for (unsigned bid = 0; bid < entries; ++bid) note_provided(bid);
     }
 
-    BufMode mode() const { return ledger_.mode(); }
-    unsigned available() const { return ledger_.held_count(); }
+    BufMode mode() const { return ledger().mode(); }
+    unsigned available() const { return ledger().held_count(); }
     const std::vector<BufEvent>& log() const { return log_; }
     bool is_provide_cqe(const Cqe& cqe) const { return kind_ == PoolKind::legacy && cqe.user_data == kProvide; }
     // The receive passes recv(2) MSG_TRUNC: res may exceed its buffer (BufferLedger::allow_truncated_res).
-    void allow_truncated_res() { ledger_.allow_truncated_res(); }
+    void allow_truncated_res() { ledger().allow_truncated_res(); }
     uint64_t provides() const { return provides_; }
 
     // Accounts a CQE of the receive: the ledger must accept it; its bytes
     // are copied into the log; the buffers it released wait for recycle().
     // Returns how many buffers it used.
     size_t account(const Cqe& cqe) {
-        ctx_.must(ledger_.consume(cqe, &spans_));
+        ctx_.must(ledger().consume(cqe, &spans_));
         std::string bytes;
         for (const BufSpan& span : spans_) {
             bytes.append(reinterpret_cast<const char*>(data(span.bid)) + span.offset, span.len);
             if (span.released) released_.push_back(span.bid);
-            if (span.released && ring_bufs_) ring_bufs_->take(span.bid);
         }
         log_.push_back(BufEvent::completed(cqe, std::move(bytes)));
         return spans_.size();
@@ -87,6 +87,8 @@ class Pool {
     }
 
   private:
+    BufferLedger& ledger() { return ring_bufs_ ? ring_bufs_->ledger() : legacy_->ledger(); }
+    const BufferLedger& ledger() const { return ring_bufs_ ? ring_bufs_->ledger() : legacy_->ledger(); }
     const uint8_t* data(unsigned bid) const { return ring_bufs_ ? ring_bufs_->data(bid) : legacy_->data(bid); }
     void provide_to_kernel(unsigned bid) {
         if (ring_bufs_)
@@ -97,7 +99,6 @@ class Pool {
     }
     void note_provided(unsigned bid) {
         ++provides_;
-        ctx_.must(ledger_.provide(bid, buf_len_));
         log_.push_back(BufEvent::provided(bid, buf_len_));
     }
 
@@ -107,7 +108,6 @@ class Pool {
     unsigned buf_len_;
     std::optional<BufRing> ring_bufs_;
     std::optional<LegacyBuffers> legacy_;
-    BufferLedger ledger_;
     std::vector<BufEvent> log_;
     std::vector<BufSpan> spans_;
     std::vector<unsigned> released_;

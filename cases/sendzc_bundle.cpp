@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "bufring.h"
 #include "net.h"
 #include "ring.h"
 #include "scenario.h"
@@ -73,49 +74,26 @@ const CapabilityProbe send_bundle_probe{"send_bundle", [](const Probe& probe) {
 // --- sends from provided buffers (6.10+) ---
 
 // A provided-buffer ring for sends: the scenario writes a buffer's bytes, then
-// hands it to the kernel; ring_order() is what the kernel must consume, in order.
+// hands it to the kernel; the ring's ledger (bundle mode: a CQE consumes
+// buffers in ring order from the one it names) is what the kernel must consume.
 class SendBuffers {
   public:
-    SendBuffers(Ctx& ctx, Ring& ring, unsigned entries, uint32_t max_len)
-        : ring_(ring), entries_(entries), max_len_(max_len), ring_mem_(entries * sizeof(io_uring_buf)),
-          data_(size_t(entries) * max_len) {
-        checked(ctx, ring_mem_);
-        checked(ctx, data_);
-        br_ = reinterpret_cast<io_uring_buf_ring*>(ring_mem_.data());
-        io_uring_buf_reg reg{};
-        reg.ring_addr = reinterpret_cast<uint64_t>(br_);
-        reg.ring_entries = entries;
-        reg.bgid = kGroup;
-        int ret = io_uring_register_buf_ring(ring.get(), &reg, 0);
-        if (ret == -ENOMEM) ctx.skip("registering a buffer ring: ENOMEM (RLIMIT_MEMLOCK too small)");
-        if (ret < 0) ctx.error("IORING_REGISTER_PBUF_RING: " + errno_name(ret) + " although the probe accepted it");
-        io_uring_buf_ring_init(br_);
-    }
-    ~SendBuffers() { io_uring_unregister_buf_ring(ring_.get(), kGroup); }
-    SendBuffers(const SendBuffers&) = delete;
-    SendBuffers& operator=(const SendBuffers&) = delete;
+    SendBuffers(Ring& ring, unsigned entries, uint32_t max_len)
+        : bufs_(ring, kGroup, entries, max_len, BufRingSetup{.mode = BufMode::bundle, .provide_all = false}) {}
 
     // Fills buffers 0..n-1 with lens[bid] bytes each, continuing the pattern()
     // stream at *offset, and adds them to the ring in that order.
     void provide_stream(const std::vector<uint32_t>& lens, uint64_t* offset) {
         for (uint16_t bid = 0; bid < lens.size(); ++bid) {
-            uint8_t* buf = data_.data() + size_t(bid) * max_len_;
-            fill_pattern(buf, lens[bid], *offset);
+            fill_pattern(bufs_.writable(bid), lens[bid], *offset);
             *offset += lens[bid];
-            io_uring_buf_ring_add(br_, buf, lens[bid], bid, io_uring_buf_ring_mask(entries_), 0);
-            io_uring_buf_ring_advance(br_, 1);
-            order_.push_back({bid, lens[bid]});
+            bufs_.provide(bid, lens[bid]);
         }
     }
-    const std::vector<ProvidedBuf>& ring_order() const { return order_; }
+    BufferLedger& ledger() { return bufs_.ledger(); }
 
   private:
-    Ring& ring_;
-    unsigned entries_;
-    uint32_t max_len_;
-    Mapping ring_mem_, data_;
-    io_uring_buf_ring* br_ = nullptr;
-    std::vector<ProvidedBuf> order_;
+    BufRing bufs_;
 };
 
 // Different lengths, so a CQE naming the wrong buffer shows in the byte count.
@@ -132,9 +110,9 @@ void queue_send_from_buffers(Ring& ring, uint64_t id, int fd, uint32_t len, bool
 
 // Accounts every CQE of request `id` (io_uring_prep_send(3): res bytes from
 // contiguous buffers starting at the id in flags); returns how many there were.
-size_t account_request(Ctx& ctx, const Ring& ring, uint64_t id, const SendBuffers& bufs, size_t* next, uint64_t* sent) {
+size_t account_request(Ctx& ctx, const Ring& ring, uint64_t id, SendBuffers& bufs, uint64_t* sent) {
     std::vector<Cqe> cqes = ring.trace().for_request(id);
-    for (const Cqe& cqe : cqes) ctx.must(send_buffers_accounting(cqe, bufs.ring_order(), next, sent));
+    for (const Cqe& cqe : cqes) ctx.must(send_buffers_accounting(cqe, bufs.ledger(), sent));
     return cqes.size();
 }
 
@@ -156,10 +134,9 @@ const Register<BundleParams> bundle_in_order{{
         bool tcp = p.tcp;
         Ring ring(ctx, p.setup);
         SocketPair sockets = tcp ? tcp_loopback(ctx) : udp_loopback(ctx);
-        SendBuffers bufs(ctx, ring, unsigned(kBufferLens.size()), kBufferMax);
+        SendBuffers bufs(ring, unsigned(kBufferLens.size()), kBufferMax);
         std::optional<StreamReader> reader;
         if (tcp) reader.emplace(sockets.server.get());
-        size_t next = 0;
         uint64_t offset = 0, sent = 0;
         const int rounds = ctx.pick(4, 16, 64);
         for (int round = 0; round < rounds; ++round) {
@@ -169,7 +146,7 @@ const Register<BundleParams> bundle_in_order{{
             queue_send_from_buffers(ring, id, sockets.client.get(), 0, true);
             ring.submit();
             ring.reap_until_final(id);
-            size_t cqes = account_request(ctx, ring, id, bufs, &next, &sent);
+            size_t cqes = account_request(ctx, ring, id, bufs, &sent);
             // io_uring_prep_send(3): "A single CQE is posted for the send, with
             // the result being how many bytes were sent"; a bundle "keeps sending
             // from that buffer group until it runs out of buffers".
@@ -198,10 +175,9 @@ const Register<BundleParams> bundle_nonzero_len{{
         Ring ring(ctx, p.setup);
         SocketPair sockets = tcp_loopback(ctx);
         const std::vector<uint32_t> lens(4, 512);
-        SendBuffers bufs(ctx, ring, unsigned(lens.size()), 512);
+        SendBuffers bufs(ring, unsigned(lens.size()), 512);
         StreamReader reader(sockets.server.get());
         uint64_t offset = 0, sent = 0;
-        size_t next = 0;
         bufs.provide_stream(lens, &offset);
         reader.allow(offset);
         queue_send_from_buffers(ring, 1, sockets.client.get(), lens[0], true);
@@ -220,14 +196,14 @@ const Register<BundleParams> bundle_nonzero_len{{
             queue_send_from_buffers(ring, 2, sockets.client.get(), 0, true);
             ring.submit();
             ring.reap_until_final(2);
-            account_request(ctx, ring, 2, bufs, &next, &sent);
+            account_request(ctx, ring, 2, bufs, &sent);
         } else {
             ctx.metric("bundle_nonzero_len", "capped");
             ctx.expect_true(first.res <= int32_t(lens[0]),
                             str("first CQE of a bundle with len ", lens[0], " sends at most len bytes: ",
                                 first.describe()));
             ctx.expect(multishot_contract(ring.trace().all(), 1));
-            ctx.metric("bundle_nonzero_len_cqes", account_request(ctx, ring, 1, bufs, &next, &sent));
+            ctx.metric("bundle_nonzero_len_cqes", account_request(ctx, ring, 1, bufs, &sent));
             ctx.metric("bundle_nonzero_len_bytes", sent);
         }
         reader.wait_for(ctx, sent);
@@ -244,9 +220,8 @@ const Register<SetupOnly> buffer_select_order{{
     .body = [](Ctx& ctx, const SetupOnly& p) {
         Ring ring(ctx, p.setup);
         SocketPair sockets = tcp_loopback(ctx);
-        SendBuffers bufs(ctx, ring, unsigned(kBufferLens.size()), kBufferMax);
+        SendBuffers bufs(ring, unsigned(kBufferLens.size()), kBufferMax);
         StreamReader reader(sockets.server.get());
-        size_t next = 0;
         uint64_t offset = 0, sent = 0, id = 0;
         const int rounds = ctx.pick(4, 16, 64);
         for (int round = 0; round < rounds; ++round) {
@@ -260,7 +235,7 @@ const Register<SetupOnly> buffer_select_order{{
             std::vector<Cqe> cqes = ring.reap(kBufferLens.size());
             std::ranges::sort(cqes, {}, &Cqe::buffer_id);
             for (const Cqe& cqe : cqes) {
-                ctx.must(send_buffers_accounting(cqe, bufs.ring_order(), &next, &sent));
+                ctx.must(send_buffers_accounting(cqe, bufs.ledger(), &sent));
                 ctx.expect_eq(uint32_t(cqe.res), kBufferLens[cqe.buffer_id()],
                               "bytes of a len 0 send vs its whole buffer");
             }

@@ -4,31 +4,26 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
-#include "compat/uapi.h"
+#include "bufring.h"
 
 namespace uc {
 
-// A small provided-buffer ring that outlives one probe_one_sqe() call:
-// page-aligned ring memory (IORING_REGISTER_PBUF_RING wants a page-aligned
-// ring_addr) and `entries` (a power of two) buffers of `buf_len` bytes.
+// A small provided-buffer ring that outlives one probe_one_sqe() call: a
+// BufRingCore (the scenarios' buffer ring, ledger included) of `entries`
+// (a power of two) buffers of `buf_len` bytes.
 class ProbeBufRing {
   public:
-    ProbeBufRing(unsigned entries, unsigned buf_len);
-    ~ProbeBufRing();
-    ProbeBufRing(const ProbeBufRing&) = delete;
-    ProbeBufRing& operator=(const ProbeBufRing&) = delete;
+    ProbeBufRing(unsigned entries, unsigned buf_len) : core_(entries, buf_len, BufMode::plain) {}
 
     // Registers the ring as group `bgid` on `ring` and hands it every buffer;
-    // a refusal is left for the probed SQE to show.
+    // a refusal is left for the probed SQE to show. The ring is torn down
+    // with `ring`, so nothing unregisters it.
     void register_on(io_uring* ring, uint16_t bgid);
-    char* data() { return data_.data(); }
+    char* data() { return reinterpret_cast<char*>(core_.data(0)); }
 
   private:
-    unsigned entries_, buf_len_;
-    void* ring_mem_ = nullptr;
-    std::vector<char> data_;
+    BufRingCore core_;
 };
 
 }  // namespace uc

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "bufring.h"
 #include "compat/uapi.h"
+#include "net.h"
 #include "util.h"
 
 namespace uc {
@@ -34,6 +34,19 @@ unsigned BufferLedger::room(unsigned bid) const {
     for (const Held& h : ring_order_)
         if (h.bid == bid) return h.len - h.used;
     return 0;
+}
+
+std::optional<unsigned> BufferLedger::next_in_ring() const {
+    if (ring_order_.empty()) return std::nullopt;
+    return ring_order_.front().bid;
+}
+
+bool BufferLedger::hand_out(unsigned bid) {
+    auto held = find(bid);
+    if (held == ring_order_.end()) return false;
+    ring_order_.erase(held);
+    mark(bid, false);
+    return true;
 }
 
 Check BufferLedger::provide(unsigned bid, unsigned len) {
@@ -108,18 +121,30 @@ Check BufferLedger::consume_bundle(const Cqe& cqe, std::vector<BufSpan>* spans) 
                                ring_order_.front().bid),
                            cqe);
     unsigned left = cqe.res > 0 ? unsigned(cqe.res) : 0;
+    size_t used = 0;
     do {
-        if (ring_order_.empty())
+        if (used == ring_order_.size()) {
+            spans->clear();
             return Check::fail(str("bundle res ", cqe.res, " needs more buffers than the kernel held (", left,
                                    " bytes left over)"),
                                cqe);
-        Held head = ring_order_.front();
-        ring_order_.pop_front();
-        mark(head.bid, false);
+        }
+        const Held& head = ring_order_[used++];
         unsigned take = std::min(left, head.len);
         spans->push_back({head.bid, 0, take, true});
         left -= take;
     } while (left > 0);
+    for (const BufSpan& span : *spans) mark(span.bid, false);
+    ring_order_.erase(ring_order_.begin(), ring_order_.begin() + long(used));
+    return Check::pass();
+}
+
+Check stream_bytes_continue(const Cqe& cqe, const uint8_t* data, size_t len, uint64_t stream_offset) {
+    for (size_t i = 0; i < len; ++i)
+        if (data[i] != pattern_byte(stream_offset + i))
+            return Check::fail(str("stream byte ", stream_offset + i,
+                                   " differs from what was sent (data lost, duplicated or reordered)"),
+                               cqe);
     return Check::pass();
 }
 

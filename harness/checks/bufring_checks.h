@@ -1,7 +1,9 @@
-// Provided-buffer accounting as pure functions: a model of which buffers the
-// kernel holds (BufferLedger) and the byte-conservation checker that replays
-// a recorded receive (provides + CQEs + the bytes each CQE's buffers held)
-// against the pattern() stream the sender wrote.
+// Provided-buffer accounting as pure functions: the one model of which
+// buffers the kernel holds (BufferLedger: BufRing, LegacyBuffers, the send
+// buffers of the sendzc family and the explore oracle all keep theirs in
+// one) and the byte-conservation checker that replays a recorded receive
+// (provides + CQEs + the bytes each CQE's buffers held) against the
+// pattern() stream the sender wrote.
 //
 // Rules enforced (quoted where they are checked, in bufring_checks.cpp):
 // io_uring_provided_buffers(7), io_uring_register_buf_ring(3) for
@@ -10,6 +12,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,15 +55,26 @@ class BufferLedger {
     // Buffer `bid` of `len` bytes goes to the kernel, at the ring's tail.
     // Fails if the kernel still holds it (an application bug, not the kernel's).
     Check provide(unsigned bid, unsigned len);
-    // Accounts one CQE of a buffer-select receive; on success `spans` says
+    // Accounts one CQE of a buffer-select request; on success `spans` says
     // where its res bytes are, in stream order. CQEs with res <= 0 and no
-    // IORING_CQE_F_BUFFER carry no buffer and pass untouched.
+    // IORING_CQE_F_BUFFER carry no buffer and pass untouched. A CQE that
+    // breaks a rule leaves the ledger as it was.
     Check consume(const Cqe& cqe, std::vector<BufSpan>* spans);
+    // The kernel handed out buffer `bid` whole (a plain ring's CQE named it);
+    // false if it did not hold it.
+    bool hand_out(unsigned bid);
+    // The group was registered anew: the kernel holds nothing of it.
+    void clear() {
+        ring_order_.clear();
+        held_.clear();
+    }
 
     bool holds(unsigned bid) const;
     unsigned held_count() const { return unsigned(ring_order_.size()); }
     // Bytes left in held buffer `bid` (its length less what incremental CQEs used); 0 if not held.
     unsigned room(unsigned bid) const;
+    // The buffer the kernel takes next: the oldest one it holds (ring order).
+    std::optional<unsigned> next_in_ring() const;
 
   private:
     struct Held {
@@ -91,6 +105,10 @@ struct BufEvent {
     static BufEvent provided(unsigned bid, unsigned len);
     static BufEvent completed(const Cqe& cqe, std::string bytes);
 };
+
+// The `len` bytes at `data`, which `cqe` delivered, continue the pattern()
+// stream at `stream_offset` (nothing lost, duplicated or reordered before them).
+Check stream_bytes_continue(const Cqe& cqe, const uint8_t* data, size_t len, uint64_t stream_offset);
 
 // Replays `log` through a fresh BufferLedger in `mode` and checks, in order:
 // every data CQE names buffers the kernel held (provided, not handed out

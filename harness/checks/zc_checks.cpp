@@ -94,27 +94,17 @@ bool ZcPending::on_cqe(const Cqe& cqe) {
     return true;
 }
 
-Check send_buffers_accounting(const Cqe& cqe, const std::vector<ProvidedBuf>& ring_order, size_t* next,
-                              uint64_t* bytes) {
+Check send_buffers_accounting(const Cqe& cqe, BufferLedger& ledger, uint64_t* bytes) {
     if (cqe.res <= 0) return Check::fail("send from provided buffers did not send: res " + res_text(cqe.res), cqe);
     if (!cqe.has_buffer()) return Check::fail("CQE of a send from provided buffers lacks IORING_CQE_F_BUFFER", cqe);
-    if (*next >= ring_order.size())
-        return Check::fail("CQE names a buffer although every provided buffer was already consumed", cqe);
-    if (cqe.buffer_id() != ring_order[*next].bid)
-        return Check::fail(str("CQE names buffer id ", cqe.buffer_id(), " but the ring's next buffer is id ",
-                               ring_order[*next].bid, ": buffers are consumed in ring order"),
+    std::optional<unsigned> next = ledger.next_in_ring();
+    if (!next) return Check::fail("CQE names a buffer although every provided buffer was already consumed", cqe);
+    if (cqe.buffer_id() != *next)
+        return Check::fail(str("CQE names buffer id ", cqe.buffer_id(), " but the ring's next buffer is id ", *next,
+                               ": buffers are consumed in ring order"),
                            cqe);
-    uint64_t left = uint64_t(cqe.res);
-    size_t index = *next;
-    while (left > 0) {
-        if (index == ring_order.size())
-            return Check::fail(str("res ", cqe.res, " exceeds the bytes of the buffers left in the ring from id ",
-                                   cqe.buffer_id()),
-                               cqe);
-        left -= std::min<uint64_t>(left, ring_order[index].len);
-        ++index;
-    }
-    *next = index;
+    std::vector<BufSpan> spans;
+    if (Check consumed = ledger.consume(cqe, &spans); !consumed) return consumed;
     *bytes += uint64_t(cqe.res);
     return Check::pass();
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "bufring_checks.h"
 #include "checks.h"
 
 namespace uc {
@@ -71,22 +72,15 @@ class ZcPending {
     size_t held_ = 0;
 };
 
-// One buffer as it was added to a provided-buffer ring.
-struct ProvidedBuf {
-    uint16_t bid;
-    uint32_t len;
-};
-
 // One CQE of a send from provided buffers, after io_uring_prep_send(3): "the
 // CQE res field indicates the total number of bytes sent, and the buffer ID
 // returned in the CQE flags field indicates the first buffer in the send
 // operation ... The buffers consumed will be contiguous from the initial
 // buffer, in the order in which they appear in the buffer ring."
-// `ring_order` lists the buffers in the order they were added; `*next` is the
-// index of the buffer the kernel must take next. On success *next moves past
-// every buffer `res` touched (a partly sent buffer is consumed too: a
-// non-incremental ring hands out whole buffers) and *bytes grows by res.
-Check send_buffers_accounting(const Cqe& cqe, const std::vector<ProvidedBuf>& ring_order, size_t* next,
-                              uint64_t* bytes);
+// `ledger` (BufMode::bundle) holds the buffers provided and not yet sent, in
+// ring order. On success every buffer `res` touched leaves it (a partly sent
+// buffer is consumed too: a non-incremental ring hands out whole buffers) and
+// *bytes grows by res; a broken rule leaves both as they were.
+Check send_buffers_accounting(const Cqe& cqe, BufferLedger& ledger, uint64_t* bytes);
 
 }  // namespace uc

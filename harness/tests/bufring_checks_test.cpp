@@ -4,6 +4,8 @@
 // are each caught and named.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "bufring_checks.h"
 #include "compat/uapi.h"
 #include "net.h"
@@ -230,6 +232,34 @@ TEST(BufferLedger, TruncatedResInIncrementalRingUsesUpTheBuffer) {
     EXPECT_EQ(spans[0].offset, 40u);
     EXPECT_EQ(spans[0].len, 24u);
     EXPECT_EQ(ledger.room(5), 0u);
+    EXPECT_EQ(ledger.held_count(), 0u);
+}
+
+TEST(BufferLedger, HandOutTakesOnlyHeldBuffersInAnyOrder) {
+    uc::BufferLedger ledger(BufMode::plain);
+    ASSERT_TRUE(ledger.provide(1, 16).ok);
+    ASSERT_TRUE(ledger.provide(2, 16).ok);
+    EXPECT_EQ(ledger.next_in_ring(), std::optional<unsigned>(1));
+    EXPECT_TRUE(ledger.hand_out(2));
+    EXPECT_FALSE(ledger.hand_out(2));  // handed out twice
+    EXPECT_FALSE(ledger.hand_out(7));  // never provided
+    EXPECT_TRUE(ledger.hand_out(1));
+    EXPECT_EQ(ledger.next_in_ring(), std::nullopt);
+    ASSERT_TRUE(ledger.provide(1, 16).ok);
+    ledger.clear();  // registered anew: the kernel holds nothing
+    EXPECT_FALSE(ledger.holds(1));
+}
+
+TEST(BufferLedger, BrokenBundleLeavesTheLedgerAsItWas) {
+    uc::BufferLedger ledger(BufMode::bundle);
+    ASSERT_TRUE(ledger.provide(0, kLen).ok);
+    ASSERT_TRUE(ledger.provide(1, kLen).ok);
+    std::vector<uc::BufSpan> spans;
+    EXPECT_FALSE(ledger.consume(Cqe{1, 3 * int(kLen), buffer_flags(0), 0, 0}, &spans).ok);  // more than both hold
+    EXPECT_TRUE(spans.empty());
+    EXPECT_EQ(ledger.held_count(), 2u);
+    EXPECT_TRUE(ledger.consume(Cqe{1, 2 * int(kLen), buffer_flags(0), 0, 0}, &spans).ok);
+    EXPECT_EQ(spans.size(), 2u);
     EXPECT_EQ(ledger.held_count(), 0u);
 }
 

@@ -135,28 +135,33 @@ Cqe buffer_cqe(int res, unsigned bid, bool more = false) {
     return {7, res, IORING_CQE_F_BUFFER | (bid << IORING_CQE_BUFFER_SHIFT) | (more ? IORING_CQE_F_MORE : 0u), 0, 0};
 }
 
-const std::vector<uc::ProvidedBuf> kRing{{4, 100}, {5, 100}, {6, 50}, {0, 100}};
+// Buffers 4, 5, 6 and 0 provided in that order, as a send ring holds them.
+uc::BufferLedger ring_of_four() {
+    uc::BufferLedger ledger(uc::BufMode::bundle);
+    for (auto [bid, len] : {std::pair{4u, 100u}, {5u, 100u}, {6u, 50u}, {0u, 100u}}) EXPECT_TRUE(ledger.provide(bid, len).ok);
+    return ledger;
+}
 
 TEST(SendBuffersAccounting, BundleConsumesContiguousBuffers) {
-    size_t next = 0;
+    uc::BufferLedger ring = ring_of_four();
     uint64_t bytes = 0;
-    EXPECT_TRUE(uc::send_buffers_accounting(buffer_cqe(150, 4, true), kRing, &next, &bytes).ok);
-    EXPECT_EQ(next, 2u);  // the partly sent buffer 5 is consumed too
-    EXPECT_TRUE(uc::send_buffers_accounting(buffer_cqe(150, 6), kRing, &next, &bytes).ok);
-    EXPECT_EQ(next, 4u);
+    EXPECT_TRUE(uc::send_buffers_accounting(buffer_cqe(150, 4, true), ring, &bytes).ok);
+    EXPECT_EQ(ring.held_count(), 2u);  // the partly sent buffer 5 is consumed too
+    EXPECT_TRUE(uc::send_buffers_accounting(buffer_cqe(150, 6), ring, &bytes).ok);
+    EXPECT_EQ(ring.held_count(), 0u);
     EXPECT_EQ(bytes, 300u);
 }
 
 TEST(SendBuffersAccounting, RejectsWrongStartBufferAndOverrun) {
-    size_t next = 0;
+    uc::BufferLedger ring = ring_of_four();
     uint64_t bytes = 0;
-    auto wrong = uc::send_buffers_accounting(buffer_cqe(100, 5), kRing, &next, &bytes);
+    auto wrong = uc::send_buffers_accounting(buffer_cqe(100, 5), ring, &bytes);
     EXPECT_FALSE(wrong.ok);
     EXPECT_NE(wrong.rule.find("next buffer is id 4"), std::string::npos) << wrong.rule;
-    EXPECT_FALSE(uc::send_buffers_accounting(buffer_cqe(351, 4), kRing, &next, &bytes).ok);
-    EXPECT_FALSE(uc::send_buffers_accounting({7, 100, 0, 0, 0}, kRing, &next, &bytes).ok);  // no F_BUFFER
-    EXPECT_FALSE(uc::send_buffers_accounting(buffer_cqe(-ENOBUFS, 0), kRing, &next, &bytes).ok);
-    EXPECT_EQ(next, 0u);
+    EXPECT_FALSE(uc::send_buffers_accounting(buffer_cqe(351, 4), ring, &bytes).ok);
+    EXPECT_FALSE(uc::send_buffers_accounting({7, 100, 0, 0, 0}, ring, &bytes).ok);  // no F_BUFFER
+    EXPECT_FALSE(uc::send_buffers_accounting(buffer_cqe(-ENOBUFS, 0), ring, &bytes).ok);
+    EXPECT_EQ(ring.held_count(), 4u);
     EXPECT_EQ(bytes, 0u);
 }
 
