@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "ring.h"
 
@@ -154,6 +155,10 @@ bool Ctx::expect_true(bool condition, const std::string& rule) {
 }
 
 void Ctx::metric(const std::string& key, nlohmann::json value) {
+    // reports/report.schema.json: a metric is a number, a boolean, a string or null.
+    if (value.is_structured())
+        throw std::invalid_argument(str("metric '", key, "' is a JSON ", value.type_name(),
+                                        "; metrics are numbers, booleans or strings (put lists in a note)"));
     std::lock_guard lock(mutex_);
     metrics_[key] = std::move(value);
 }
