@@ -8,13 +8,12 @@ package's changelog is cut between the two versions and printed, io_uring and io
 """
 
 import json
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernel_matrix import changelog, cli, guest, initramfs, kernels
-from kernel_matrix.common import REPO, MatrixError, UsageError, run_quiet
+from kernel_matrix.common import REPO, MatrixError, UsageError, run_command, run_quiet
 
 DEFAULT_OUT = REPO / "reports" / "local" / "bisect"
 DESCRIPTION = ("Binary search over the Debian kernel packages of one series between --good and --bad for the first "
@@ -273,14 +272,4 @@ def main(argv):
 
 
 def run(argv):
-    try:
-        return main(argv)
-    except UsageError as error:
-        print(f"ci/bisect: {error}", file=sys.stderr)
-        return 2
-    except MatrixError as error:
-        print(f"ci/bisect: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("ci/bisect: interrupted", file=sys.stderr)
-        return 130
+    return run_command(main, argv, "ci/bisect")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernel_matrix import explore, guest, image, initramfs, kernels, resume
-from kernel_matrix.common import CACHE, REPO, MatrixError, UsageError, log, run_quiet
+from kernel_matrix.common import CACHE, REPO, MatrixError, UsageError, log, run_command, run_quiet
 
 DEFAULT_BINARY = REPO / "build-static" / "uring-conform"
 PROFILES = ("quick", "full", "stress")
@@ -299,15 +299,4 @@ def main(argv):
 
 
 def run(argv):
-    """main with the exit statuses of the command line: errors as one line, never a traceback."""
-    try:
-        return main(argv)
-    except UsageError as error:
-        print(f"ci/matrix: {error}", file=sys.stderr)
-        return 2
-    except MatrixError as error:
-        print(f"ci/matrix: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("ci/matrix: interrupted", file=sys.stderr)
-        return 130
+    return run_command(main, argv, "ci/matrix")

@@ -22,6 +22,22 @@ class MatrixError(Exception):
     """The host could not do its part (apt, build, qemu): one line on stderr, exit 1."""
 
 
+def run_command(main, argv, name):
+    """main(argv) with the exit statuses of a command line: an error is one line naming the
+    command (2 for usage, 1 for the host's part), never a traceback; Ctrl-C is 130."""
+    try:
+        return main(argv)
+    except UsageError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return 2
+    except MatrixError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+
+
 def log(message):
     print(f"[matrix] {message}", flush=True)
 
