@@ -43,7 +43,8 @@ void print_probe(const uc::Probe& probe) {
     std::printf("features    %s\n", join(j["features"]).c_str());
     std::printf("setup flags");
     for (auto& [name, result] : probe.setup_flags) std::printf(" %s=%s", name.c_str(), result.c_str());
-    std::printf("\nbuf ring    ring=%s incremental=%s\n", probe.buf_ring ? "yes" : "no", probe.buf_ring_inc ? "yes" : "no");
+    std::printf("\nbuf ring    ring=%s (%s) incremental=%s (%s)\n", probe.buf_ring ? "yes" : "no",
+                probe.buf_ring_answer.c_str(), probe.buf_ring_inc ? "yes" : "no", probe.buf_ring_inc_answer.c_str());
     std::printf("capabilities (what was tried -> what the kernel answered):\n");
     for (auto& [name, ok] : probe.capabilities) {
         auto it = probe.capability_evidence.find(name);

@@ -261,8 +261,17 @@ Probe run_probe() {
         for (unsigned i = 0; i < probe->ops_len; ++i)
             p.opcodes[i] = probe->ops[i].flags & IO_URING_OP_SUPPORTED;
     }
-    p.buf_ring = try_buf_ring(&ring, 0) == 0;
-    p.buf_ring_inc = p.buf_ring && try_buf_ring(&ring, IOU_PBUF_RING_INC) == 0;
+    // A register that fails otherwise (-ENOMEM under a small RLIMIT_MEMLOCK)
+    // is not a refusal: the scenarios run and their own registration says why.
+    auto refused = [](int res) { return res == -EINVAL || res == -EOPNOTSUPP; };
+    int ring_res = try_buf_ring(&ring, 0);
+    p.buf_ring = !refused(ring_res);
+    p.buf_ring_answer = ring_res == 0 ? "ok" : errno_name(-ring_res);
+    if (p.buf_ring) {
+        int inc_res = try_buf_ring(&ring, IOU_PBUF_RING_INC);
+        p.buf_ring_inc = !refused(inc_res);
+        p.buf_ring_inc_answer = inc_res == 0 ? "ok" : errno_name(-inc_res);
+    }
     io_uring_queue_exit(&ring);
 
     for (const SetupTrial& trial : kSetupTrials) p.setup_flags[trial.name] = try_setup(trial.flags);
@@ -288,7 +297,8 @@ nlohmann::ordered_json Probe::to_json() const {
                                                                                     : "BIT_" + std::to_string(bit));
     j["features"] = feats;
     j["setup_flags"] = setup_flags;
-    j["buf_ring"] = {{"ring", buf_ring}, {"incremental", buf_ring_inc}};
+    j["buf_ring"] = {{"ring", buf_ring}, {"incremental", buf_ring_inc},
+                     {"ring_answer", buf_ring_answer}, {"incremental_answer", buf_ring_inc_answer}};
     j["capabilities"] = capabilities;
     nlohmann::ordered_json evidence = nlohmann::ordered_json::object();
     for (const auto& [name, e] : capability_evidence)

@@ -38,8 +38,11 @@ struct Probe {
     uint32_t features = 0;                            // io_uring_params.features
     std::vector<bool> opcodes;                        // indexed by IORING_OP_*
     std::map<std::string, std::string> setup_flags;  // IORING_SETUP_ name -> "ok" or errno name
+    // Absent only when IORING_REGISTER_PBUF_RING refuses (-EINVAL/-EOPNOTSUPP);
+    // the answers ("ok" or the errno name) are the evidence a skip quotes.
     bool buf_ring = false;
     bool buf_ring_inc = false;  // IOU_PBUF_RING_INC
+    std::string buf_ring_answer = "not tried", buf_ring_inc_answer = "not tried";
     std::map<std::string, bool> capabilities;  // name -> present (what tools/ compare)
     std::map<std::string, CapabilityEvidence> capability_evidence;
 

@@ -34,14 +34,15 @@ Requirement needs_capability(const std::string& name) {
 Requirement needs_buf_ring() {
     return [](const Probe& p) -> std::optional<std::string> {
         if (p.buf_ring) return std::nullopt;
-        return "kernel lacks provided buffer rings (IORING_REGISTER_PBUF_RING refused)";
+        return "kernel lacks provided buffer rings (IORING_REGISTER_PBUF_RING answered " + p.buf_ring_answer + ")";
     };
 }
 
 Requirement needs_buf_ring_inc() {
     return [](const Probe& p) -> std::optional<std::string> {
         if (p.buf_ring_inc) return std::nullopt;
-        return "kernel lacks incremental buffer rings (IOU_PBUF_RING_INC refused by IORING_REGISTER_PBUF_RING)";
+        return "kernel lacks incremental buffer rings (IORING_REGISTER_PBUF_RING with IOU_PBUF_RING_INC answered " +
+               p.buf_ring_inc_answer + ")";
     };
 }
 
