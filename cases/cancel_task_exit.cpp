@@ -116,7 +116,7 @@ void prep_raw_barrier(Ring& ring) {
 
 // Submits what the parent prepped (enabling the ring first when it was set
 // up disabled, which makes this task its single issuer) and reaps the
-// barrier: the target was issued. 0, or which step failed.
+// barrier: the target was issued. nullptr, or which step failed.
 const char* submit_as_this_task(io_uring* ring, bool enable) {
     // io_uring_register(2) IORING_REGISTER_ENABLE_RINGS (Debian's liburing
     // 2.3 declares io_uring_enable_rings() but does not export it).
@@ -216,14 +216,16 @@ bool read_byte(int fd, char& byte, int timeout_ms) {
 }
 
 // The child: submits the parent's SQEs as its own, says so on `status_fd`
-// (O_CLOEXEC), waits for the go on `control_fd`, then execs this binary
-// with --version (it exits at once), output discarded.
+// (O_CLOEXEC), waits for the go on `control_fd`, then execs /bin/true, or
+// where there is none this binary with --version (both exit at once; this
+// one starts slowly in a TCG guest), output discarded.
 [[noreturn]] void exec_child(io_uring* ring, bool enable, int status_fd, int control_fd) {
     const char* failed = submit_as_this_task(ring, enable);
     char go = 0;
     if (failed || write(status_fd, "s", 1) != 1 || !read_byte(control_fd, go, 5000)) _exit(3);
     int null_fd = open("/dev/null", O_WRONLY);
     if (null_fd < 0 || dup2(null_fd, 1) < 0 || dup2(null_fd, 2) < 0) _exit(4);
+    execl("/bin/true", "true", static_cast<char*>(nullptr));
     execl("/proc/self/exe", "uring-conform", "--version", static_cast<char*>(nullptr));
     _exit(127);
 }
@@ -282,7 +284,7 @@ ExecRound exec_round(Ctx& ctx, Ring& ring, const ExecParams& p) {
     round.ended_by_cloexec = eof && peek_for(ring.get(), round.cqes, kTarget, 0);
     int wstatus = reap_child(ctx, pid);
     if (!eof || !WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
-        ctx.error(str("execve of /proc/self/exe --version in the child: wait status ", wstatus, eof ? "" : ", no EOF"));
+        ctx.error(str("execve of /bin/true (or /proc/self/exe --version) in the child: wait status ", wstatus, eof ? "" : ", no EOF"));
     return round;
 }
 
@@ -357,7 +359,7 @@ const Register<ExecParams> exec_keeps_sqpoll{{
 // --- thread exit ---
 
 // A thread submits what the main thread prepped, waits until the request is
-// where it should be, and exits; the main thread joins it. What failed, or 0.
+// where it should be, and exits; the main thread joins it. What failed, or nullptr.
 const char* submit_in_thread_and_exit(Ring& ring, bool enable, Placement where) {
     const char* failed = nullptr;
     bool asleep = true;
