@@ -179,10 +179,13 @@ Result run_instance(const Instance& instance, const Probe& probe, const Settings
     if (auto reason = unmet_requirement(instance, probe)) return result_for(instance, Verdict::skip, *reason);
     Settings child = settings;
     child.seed = instance_seed(settings.seed, instance.id);
+    // A scenario that needs more than the profile's watchdog to mean anything
+    // gets it (a smaller --timeout was refused up front).
+    child.timeout_s = std::max(settings.timeout_s, instance.scenario->min_timeout_s);
     uint64_t started = now_ns();
-    ChildEnd end = run_sandboxed([&](int result_fd) { run_body(instance, probe, child, result_fd); }, settings.timeout_s,
+    ChildEnd end = run_sandboxed([&](int result_fd) { run_body(instance, probe, child, result_fd); }, child.timeout_s,
                                  tick);
-    Result r = judge(instance, end, settings.timeout_s);
+    Result r = judge(instance, end, child.timeout_s);
     r.duration_ms = double(now_ns() - started) / 1e6;
     return r;
 }

@@ -87,7 +87,8 @@ struct Spec {
     std::vector<Variant<P>> variants = {Variant<P>{}};
     std::function<void(class Ctx&, const P&)> body;
     // The least watchdog limit under which a run of the body means anything
-    // (its own bounded waits need this much): a smaller --timeout is refused.
+    // (its own bounded waits need this much): a smaller --timeout is refused,
+    // and a smaller profile default is raised to it for this scenario.
     double min_timeout_s = 2.0;
 };
 
