@@ -193,9 +193,20 @@ def resume_after_panic(plan, vmlinuz, release, runs, header, results):
 def boot_kernel(plan, kernel, vmlinuz):
     """Boot until the run completes or cannot go on; returns (runs, header, results by id)."""
     release = kernel.release
-    runs = [guest.run_guest(vmlinuz, plan.initrd, plan.logs_dir, plan.accel, plan.args.boot_timeout, release)]
-    say_how_it_ended(runs[-1])
-    header, results = runs[0].reader.header, dict(runs[0].reader.results)
+
+    def boot():
+        run = guest.run_guest(vmlinuz, plan.initrd, plan.logs_dir, plan.accel, plan.args.boot_timeout, release)
+        say_how_it_ended(run)
+        return run
+
+    first, boots = boot(), 1
+    # A panic before the harness wrote its header cost no scenario (an early-boot
+    # Oops under TCG, seen once with 6.12.117): boot again, within --max-resumes.
+    while first.ended == "guest-panic" and first.reader.header is None and boots <= plan.args.max_resumes:
+        log(f"{release}: the guest panicked before the harness started ({first.panic_line}); booting again")
+        first, boots = boot(), boots + 1
+    runs = [first]
+    header, results = first.reader.header, dict(first.reader.results)
     while runs[-1].ended == "guest-panic" and header is not None and len(runs) <= plan.args.max_resumes:
         run = resume_after_panic(plan, vmlinuz, release, runs, header, results)
         if run is None:

@@ -2,6 +2,7 @@ import gzip
 import json
 import os
 import subprocess
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
@@ -217,3 +218,37 @@ def test_no_resume_when_the_panic_came_between_scenarios(make_run, header_line, 
     plan = cli.Plan(cli.parse_args([]), "uring-conform", "tcg", tmp_path / "initrd", tmp_path)
     assert cli.resume_after_panic(plan, "vmlinuz", "r", [panicked], panicked.reader.header, {}) is None
     assert "the last one started, a/s[1], had finished" in capsys.readouterr().out
+
+
+def fake_boots(monkeypatch, endings):
+    """guest.run_guest answering with one canned run per boot: (ended, header or None)."""
+    boots = []
+
+    def run_guest(*args):
+        ended, header = endings[len(boots)]
+        boots.append(ended)
+        reader = SimpleNamespace(header=header, results={}, end=None)
+        return SimpleNamespace(ended=ended, reader=reader, panic_line="Oops: int3" if ended == "guest-panic" else None)
+
+    monkeypatch.setattr(cli.guest, "run_guest", run_guest)
+    monkeypatch.setattr(cli, "say_how_it_ended", lambda run: None)
+    return boots
+
+
+def plan_with(max_resumes):
+    return SimpleNamespace(initrd=None, logs_dir=None, accel="tcg",
+                           args=SimpleNamespace(boot_timeout=900, max_resumes=max_resumes))
+
+
+def test_a_panic_before_the_harness_started_boots_again(monkeypatch):
+    boots = fake_boots(monkeypatch, [("guest-panic", None), ("complete", {"kernel": {}})])
+    runs, header, _ = cli.boot_kernel(plan_with(3), SimpleNamespace(release="6.12.117+deb12-amd64"), None)
+    assert boots == ["guest-panic", "complete"]
+    assert [run.ended for run in runs] == ["complete"] and header == {"kernel": {}}
+
+
+def test_early_panics_stop_at_max_resumes(monkeypatch):
+    boots = fake_boots(monkeypatch, [("guest-panic", None)] * 3)
+    runs, header, _ = cli.boot_kernel(plan_with(1), SimpleNamespace(release="6.12.117+deb12-amd64"), None)
+    assert boots == ["guest-panic", "guest-panic"]
+    assert header is None and runs[-1].ended == "guest-panic"
