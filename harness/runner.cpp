@@ -181,7 +181,7 @@ Result run_instance(const Instance& instance, const Probe& probe, const Settings
     child.seed = instance_seed(settings.seed, instance.id);
     // A scenario that needs more than the profile's watchdog to mean anything
     // gets it (a smaller --timeout was refused up front).
-    child.timeout_s = std::max(settings.timeout_s, instance.scenario->min_timeout_s);
+    if (settings.timeout_is_default) child.timeout_s = std::max(settings.timeout_s, instance.scenario->min_timeout_s);
     uint64_t started = now_ns();
     ChildEnd end = run_sandboxed([&](int result_fd) { run_body(instance, probe, child, result_fd); }, child.timeout_s,
                                  tick);
@@ -264,7 +264,7 @@ int run_suite(const RunOptions& options, const Probe& probe, const std::vector<I
     each([&](ResultSink& s) { s.begin({header, plan, notes}); });
 
     Settings settings{options.profile, options.seed, options.timeout_s.value_or(default_timeout_s(options.profile)),
-                      options.duration_s};
+                      options.duration_s, !options.timeout_s.has_value()};
     uint64_t started = now_ns();
     double carried_ms = 0;
     std::function<void()> tick = [progress] { progress->tick(); };

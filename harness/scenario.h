@@ -162,6 +162,9 @@ struct Settings {
     uint64_t seed = 0;
     double timeout_s = 0;                 // the watchdog's limit for this instance
     std::optional<double> duration_s;     // --duration: time budget for long-running scenarios
+    // timeout_s is the profile's default (no --timeout): a scenario whose
+    // min_timeout_s is larger gets that instead.
+    bool timeout_is_default = false;
 };
 
 // How a scenario ended when it did not run to its end: thrown by skip(),

@@ -16,7 +16,7 @@ sys.path.insert(0, str(CI))
 from kernel_matrix.guest import GuestRun, StreamReader  # noqa: E402
 from kernel_matrix.initramfs import BUSYBOX, is_static_elf  # noqa: E402
 
-GUEST_REPORT = CI.parent / "reports" / "6.1.0-56-amd64.json"
+GUEST_REPORT = CI.parent / "reports" / "6.1.0-57-amd64.json"
 
 
 def header_of(report_path):

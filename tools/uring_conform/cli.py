@@ -156,7 +156,7 @@ def cmd_ktap_parse(args):
 
 EPILOG_EXAMPLES = """examples:
   PYTHONPATH=tools python3 -m uring_conform validate reports
-  PYTHONPATH=tools python3 -m uring_conform compare reports/6.1.0-56-amd64.json reports/6.18.44-fc-v657.json
+  PYTHONPATH=tools python3 -m uring_conform compare reports/6.1.0-57-amd64.json reports/6.18.44-fc-v1045.json
   PYTHONPATH=tools python3 -m uring_conform matrix-report
 """
 
@@ -213,7 +213,7 @@ def build_parser():
         "what changed, grouped (regressions, new failures, fixes, new features, lost "
         "capabilities, behaviour changes from metrics), then one summary line; -v prints "
         "every id. Exit 0 otherwise, 2 on bad input.",
-        "python3 -m uring_conform compare reports/6.1.0-56-amd64.json "
+        "python3 -m uring_conform compare reports/6.1.0-57-amd64.json "
         "reports/6.12.117+deb12-amd64.json --json /tmp/changes.json")
     compare.add_argument("base", metavar="BASE.json")
     compare.add_argument("new", metavar="NEW.json")
@@ -249,7 +249,7 @@ def build_parser():
         "Export a report as KCIDB I/O v4.2 data (checkouts, builds, tests). Status mapping: "
         "pass PASS, fail FAIL, skip SKIP, error/hang/crash ERROR; see "
         "uring_conform/export/kcidb.py for the path mapping and the reasons.",
-        "python3 -m uring_conform export --kcidb reports/6.18.44-fc-v657.json -o /tmp/kcidb.json")
+        "python3 -m uring_conform export --kcidb reports/6.18.44-fc-v1045.json -o /tmp/kcidb.json")
     export.add_argument("--kcidb", dest="report", required=True, metavar="REPORT.json")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     export.add_argument("--force", action="store_true", help="overwrite an existing FILE")
