@@ -71,18 +71,10 @@ const CapabilityProbe recvmsg_multishot_probe{"recvmsg_multishot", [](const Prob
 const CapabilityProbe accept_multishot_probe{"accept_multishot", [](const Probe& probe) {
     if (auto missing = lacks_op(probe, IORING_OP_ACCEPT)) return *missing;
     const char* tried = "IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT on a listening loopback TCP socket";
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0 || listen(fd, 1) < 0) {
-        CapabilityEvidence host = untried(tried, "listening socket: " + errno_name(errno));
-        if (fd >= 0) close(fd);
-        return host;
-    }
-    SqeAnswer answer =
-        probe_one_sqe([&](io_uring*, io_uring_sqe* sqe) { io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, 0); });
-    close(fd);
+    Fd fd = listening_loopback_socket();
+    if (!fd) return untried(tried, "listening socket: " + errno_name(errno));
+    SqeAnswer answer = probe_one_sqe(
+        [&](io_uring*, io_uring_sqe* sqe) { io_uring_prep_multishot_accept(sqe, fd.get(), nullptr, nullptr, 0); });
     return answered(tried, answer);
 }};
 

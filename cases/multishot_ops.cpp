@@ -100,21 +100,14 @@ const CapabilityProbe accept_multishot_direct_probe{"accept_multishot_direct", [
     if (auto missing = lacks_op(probe, IORING_OP_ACCEPT)) return *missing;
     std::string tried = "io_uring_register_files_sparse(2), then IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT and "
                         "IORING_FILE_INDEX_ALLOC on a listening loopback TCP socket";
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0 || listen(fd, 1) < 0) {
-        CapabilityEvidence host = untried(tried, "listening socket: " + errno_name(errno));
-        if (fd >= 0) close(fd);
-        return host;
-    }
+    Fd fd = listening_loopback_socket();
+    if (!fd) return untried(tried, "listening socket: " + errno_name(errno));
     int registered = 0;
     SqeAnswer answer = probe_one_sqe([&](io_uring* ring, io_uring_sqe* sqe) {
         registered = io_uring_register_files_sparse(ring, 2);
-        io_uring_prep_multishot_accept_direct(sqe, fd, nullptr, nullptr, 0);
+        io_uring_prep_multishot_accept_direct(sqe, fd.get(), nullptr, nullptr, 0);
     });
-    close(fd);
+    fd.reset();
     if (registered < 0) return answered("io_uring_register_files_sparse(2) for " + tried, registered);
     return answered(tried, answer);
 }};

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "bufring.h"
+#include "util.h"
 
 namespace uc {
 
@@ -25,5 +26,9 @@ class ProbeBufRing {
   private:
     BufRingCore core_;
 };
+
+// A loopback TCP socket listening on a kernel-chosen port, for accept probes;
+// an empty Fd (errno set) when the host cannot listen.
+Fd listening_loopback_socket();
 
 }  // namespace uc
