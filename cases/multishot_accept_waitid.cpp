@@ -1,0 +1,1 @@
+// placeholder: multishot_accept_waitid (being written)

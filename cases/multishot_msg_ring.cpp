@@ -1,0 +1,1 @@
+// placeholder: multishot_msg_ring (being written)

@@ -1,0 +1,1 @@
+// placeholder: multishot_overlap (being written)
