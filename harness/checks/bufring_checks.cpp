@@ -1,6 +1,8 @@
 #include "bufring_checks.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <unordered_set>
 
 #include "compat/uapi.h"
 #include "net.h"
@@ -186,6 +188,72 @@ Check byte_conservation(const std::vector<BufEvent>& log, BufMode mode, uint64_t
         return Check::fail(str("bytes received over all CQEs: ", offset, ", bytes sent: ", bytes_sent,
                                offset < bytes_sent ? " (data lost)" : " (more received than sent)"));
     return Check::pass();
+}
+
+namespace {
+
+// A partial interleaving: how many chunks of each request are placed, 16 bits each.
+uint64_t interleaving_key(const std::vector<size_t>& placed) {
+    uint64_t key = 0;
+    for (size_t n : placed) key = key << 16 | n;
+    return key;
+}
+
+bool chunk_continues_stream(const ReceivedChunk& chunk, uint64_t offset) {
+    auto* data = reinterpret_cast<const uint8_t*>(chunk.bytes.data());
+    return stream_bytes_continue(chunk.cqe, data, chunk.bytes.size(), offset).ok;
+}
+
+}  // namespace
+
+Check streams_interleave(const std::vector<std::vector<ReceivedChunk>>& per_request, uint64_t bytes_sent) {
+    if (per_request.size() > 4) throw std::invalid_argument("streams_interleave: more than 4 requests");
+    // prefix[r][i]: bytes in request r's first i chunks.
+    std::vector<std::vector<uint64_t>> prefix;
+    uint64_t received = 0;
+    for (const auto& chunks : per_request) {
+        if (chunks.size() > 0xffff) throw std::invalid_argument("streams_interleave: more than 65535 chunks");
+        prefix.push_back({0});
+        for (const ReceivedChunk& chunk : chunks) prefix.back().push_back(prefix.back().back() + chunk.bytes.size());
+        received += prefix.back().back();
+    }
+    if (received != bytes_sent)
+        return Check::fail(str("bytes received over all requests: ", received, ", bytes sent: ", bytes_sent,
+                               received < bytes_sent ? " (data lost)" : " (more received than sent)"));
+
+    // Depth-first over partial interleavings. Which chunks are placed fixes
+    // the stream offset reached, so each state is explored once; with a
+    // pattern() stream two requests' next chunks rarely both fit, so this
+    // is nearly a straight walk.
+    std::vector<size_t> start(per_request.size(), 0);
+    std::vector<std::vector<size_t>> stack{start};
+    std::unordered_set<uint64_t> seen{interleaving_key(start)};
+    std::vector<size_t> deepest = start;
+    uint64_t deepest_offset = 0;
+    while (!stack.empty()) {
+        std::vector<size_t> placed = std::move(stack.back());
+        stack.pop_back();
+        uint64_t offset = 0;
+        for (size_t r = 0; r < placed.size(); ++r) offset += prefix[r][placed[r]];
+        if (offset == bytes_sent) return Check::pass();
+        if (offset > deepest_offset) {
+            deepest = placed;
+            deepest_offset = offset;
+        }
+        for (size_t r = 0; r < placed.size(); ++r) {
+            if (placed[r] == per_request[r].size() || !chunk_continues_stream(per_request[r][placed[r]], offset))
+                continue;
+            std::vector<size_t> next = placed;
+            ++next[r];
+            if (seen.insert(interleaving_key(next)).second) stack.push_back(std::move(next));
+        }
+    }
+    std::optional<Cqe> stuck;
+    for (size_t r = 0; r < deepest.size() && !stuck; ++r)
+        if (deepest[r] < per_request[r].size()) stuck = per_request[r][deepest[r]].cqe;
+    return Check::fail(str("no receive's next CQE continues the stream at byte ", deepest_offset, " of ", bytes_sent,
+                           ": bytes lost, duplicated or out of order within one request"),
+                       stuck);
 }
 
 }  // namespace uc

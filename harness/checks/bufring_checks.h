@@ -117,4 +117,19 @@ Check stream_bytes_continue(const Cqe& cqe, const uint8_t* data, size_t len, uin
 // duplicated or reordered); and they add up to `bytes_sent`.
 Check byte_conservation(const std::vector<BufEvent>& log, BufMode mode, uint64_t bytes_sent);
 
+// One data CQE of a receive and the bytes its buffer(s) held when reaped.
+struct ReceivedChunk {
+    Cqe cqe;
+    std::string bytes;
+};
+
+// Several receives on one stream socket share its byte stream: io_uring
+// orders nothing between them, but each request's recv(2) calls run one
+// after another, so each takes later stretches of the stream than its
+// previous CQE did. Checks that the requests' chunks (`per_request`, each
+// in its own CQE order) interleave into exactly the pattern() stream from
+// offset 0, `bytes_sent` long: every byte delivered once, none lost, none
+// out of order within a request. At most 4 requests of up to 65535 chunks.
+Check streams_interleave(const std::vector<std::vector<ReceivedChunk>>& per_request, uint64_t bytes_sent);
+
 }  // namespace uc

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <stdexcept>
 
 #include "bufring_checks.h"
 #include "compat/uapi.h"
@@ -261,6 +262,68 @@ TEST(BufferLedger, BrokenBundleLeavesTheLedgerAsItWas) {
     EXPECT_TRUE(ledger.consume(Cqe{1, 2 * int(kLen), buffer_flags(0), 0, 0}, &spans).ok);
     EXPECT_EQ(spans.size(), 2u);
     EXPECT_EQ(ledger.held_count(), 0u);
+}
+
+
+// --- streams_interleave: several receives sharing one stream socket ---
+
+// A request's chunks cut from the pattern() stream at the given [offset, end) stretches.
+std::vector<uc::ReceivedChunk> chunks_at(uint64_t user_data, std::initializer_list<std::pair<uint64_t, uint64_t>> stretches) {
+    std::vector<uc::ReceivedChunk> out;
+    for (auto [begin, end] : stretches)
+        out.push_back({Cqe{user_data, int(end - begin), IORING_CQE_F_MORE, 0, 0}, uc::pattern(begin, size_t(end - begin))});
+    return out;
+}
+
+TEST(StreamsInterleave, AcceptsTwoRequestsTakingTurnsInAnyPattern) {
+    auto a = chunks_at(1, {{0, 100}, {130, 200}, {200, 4096}});
+    auto b = chunks_at(2, {{100, 130}, {4096, 5000}});
+    EXPECT_TRUE(uc::streams_interleave({a, b}, 5000).ok);
+    EXPECT_TRUE(uc::streams_interleave({b, a}, 5000).ok);
+    EXPECT_TRUE(uc::streams_interleave({chunks_at(1, {{0, 5000}}), {}}, 5000).ok);
+    EXPECT_TRUE(uc::streams_interleave({{}, {}}, 0).ok);
+}
+
+TEST(StreamsInterleave, AcceptsOneByteChunksThatFitSeveralPlaces) {
+    // Single bytes match the pattern at many offsets; the search must not
+    // settle on the first fit.
+    std::vector<uc::ReceivedChunk> a, b;
+    for (uint64_t off = 0; off < 600; ++off) (off % 3 ? a : b).push_back(chunks_at(off % 3 ? 1 : 2, {{off, off + 1}})[0]);
+    EXPECT_TRUE(uc::streams_interleave({a, b}, 600).ok);
+}
+
+TEST(StreamsInterleave, CatchesLostAndDuplicatedBytesByTotal) {
+    auto a = chunks_at(1, {{0, 100}, {130, 200}});
+    auto lost = uc::streams_interleave({a, chunks_at(2, {{100, 120}})}, 200);
+    EXPECT_FALSE(lost.ok);
+    EXPECT_NE(lost.rule.find("data lost"), std::string::npos) << lost.rule;
+    auto duplicated = uc::streams_interleave({a, chunks_at(2, {{100, 130}, {130, 200}})}, 200);
+    EXPECT_FALSE(duplicated.ok);
+    EXPECT_NE(duplicated.rule.find("more received than sent"), std::string::npos) << duplicated.rule;
+}
+
+TEST(StreamsInterleave, CatchesOneRequestsChunksOutOfOrder) {
+    // Byte totals agree, but request 2 delivered a later stretch before an earlier one.
+    auto a = chunks_at(1, {{0, 100}, {300, 400}});
+    auto b = chunks_at(2, {{200, 300}, {100, 200}});
+    auto c = uc::streams_interleave({a, b}, 400);
+    EXPECT_FALSE(c.ok);
+    EXPECT_NE(c.rule.find("at byte 100 of 400"), std::string::npos) << c.rule;
+    ASSERT_TRUE(c.offending.has_value());
+    EXPECT_EQ(c.offending->user_data, 1u);  // the first request still waiting to be placed there
+}
+
+TEST(StreamsInterleave, CatchesACorruptedByteAndNamesWhereTheStreamStops) {
+    auto a = chunks_at(1, {{0, 100}, {150, 300}});
+    auto b = chunks_at(2, {{100, 150}});
+    b[0].bytes[7] ^= 0x5a;
+    auto c = uc::streams_interleave({a, b}, 300);
+    EXPECT_FALSE(c.ok);
+    EXPECT_NE(c.rule.find("at byte 100 of 300"), std::string::npos) << c.rule;
+}
+
+TEST(StreamsInterleave, RefusesMoreRequestsThanItTracks) {
+    EXPECT_THROW(uc::streams_interleave(std::vector<std::vector<uc::ReceivedChunk>>(5), 0), std::invalid_argument);
 }
 
 }  // namespace
