@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -305,6 +306,46 @@ void retry_cancel(Ctx& ctx, Ring& ring, uint64_t target, uint64_t retry) {
     ctx.metric("retry_target_final", ended ? res_text(target_cqes.back().res) : "still live 1 s later");
 }
 
+// Reads of /dev/zero queued in the same submission ahead of a cancel. The
+// kernel issues one submission's SQEs back to back and runs task_work only
+// on the way back to user space (or, with SQPOLL, in the thread's loop
+// after its submit pass), and these reads complete inline; a multishot
+// timeout that expires during them is off the timeout list until its
+// re-arm task_work runs (io_timeout_fn() in io_uring/timeout.c), so the
+// cancel behind them meets that window whenever the fill outlasts a period:
+// every round, where a cancel at a random moment met it now and then.
+class CancelFill {
+  public:
+    // Sizes the fill to last `span_ns` on this ring, from the faster of two
+    // timed batches (the first may include waking an SQPOLL thread).
+    CancelFill(Ctx& ctx, Ring& ring, uint64_t span_ns) : zero_(open("/dev/zero", O_RDONLY | O_CLOEXEC)) {
+        if (!zero_) ctx.error("open(/dev/zero): " + errno_name(errno));
+        constexpr unsigned kSample = 16;
+        uint64_t per_read = UINT64_MAX;
+        for (int sample = 0; sample < 2; ++sample) {
+            uint64_t start = now_ns();
+            queue(ring, kSample);
+            ring.submit();
+            ring.reap(kSample);
+            per_read = std::min<uint64_t>(per_read, std::max<uint64_t>(1, (now_ns() - start) / kSample));
+        }
+        reads_ = unsigned(std::clamp<uint64_t>(span_ns / per_read + 1, kSample, kMaxReads));
+        ctx.metric("fill_reads", reads_);
+    }
+    // Queues the fill; the caller queues the cancel next and submits both.
+    void queue(Ring& ring) { queue(ring, reads_); }
+    static constexpr uint64_t kUserData = 50;
+    static constexpr unsigned kMaxReads = 200;  // the ring's SQ holds them and the cancel
+
+  private:
+    void queue(Ring& ring, unsigned n) {
+        for (unsigned i = 0; i < n; ++i) io_uring_prep_read(ring.sqe(kUserData, "fill read of /dev/zero"), zero_.get(), sink_.data(), unsigned(sink_.size()), 0);
+    }
+    Fd zero_;
+    std::vector<char> sink_ = std::vector<char>(64 << 10);
+    unsigned reads_ = 0;
+};
+
 enum class MultishotOp { poll, timeout };
 struct MultishotParams {
     Setup setup;
@@ -321,11 +362,15 @@ const Register<MultishotParams> multishot_cancel{{
                      axis("op", &MultishotParams::op, {{MultishotOp::poll, "poll"}, {MultishotOp::timeout, "timeout"}})),
     .body = [](Ctx& ctx, const MultishotParams& p) {
         bool poll_op = p.op == MultishotOp::poll;
-        Ring ring(ctx, p.setup);
+        Ring ring(ctx, p.setup, 0, 256);
         Pipe pipe = make_pipe(ctx);
-        __kernel_timespec every_ms{0, 1'000'000};
-        // Whether the cancel lands while a timeout is between its expiry and
-        // its re-arm depends on timing: enough rounds to catch a 5 % violation.
+        constexpr uint64_t kPeriodNs = 100'000;
+        __kernel_timespec period{0, kPeriodNs};
+        // The cancel goes behind a fill of three periods: an application's
+        // batch, and the window between a timeout's expiry and its re-arm.
+        CancelFill fill(ctx, ring, 3 * kPeriodNs);
+        // Whether the cancel lands in that window still depends on timing:
+        // enough rounds to catch a 5 % violation.
         const uint64_t rounds = ctx.rounds_to_catch();
         for (uint64_t round = 1; round <= rounds; ++round) {
             uint64_t target = 100 + 3 * round, cancel = target + 1, retry = target + 2;
@@ -333,11 +378,9 @@ const Register<MultishotParams> multishot_cancel{{
                 ctx.timing_dependent(round, 1);
                 ctx.must(Check::fail(str("violated in round ", round, " of ", rounds, ": ", check.rule), check.offending));
             };
-            Cqe first = arm_multishot(ctx, ring, poll_op, pipe.read.get(), pipe.write.get(), target, &every_ms);
+            Cqe first = arm_multishot(ctx, ring, poll_op, pipe.read.get(), pipe.write.get(), target, &period);
             ctx.must(Check{first.more(), "multishot request's first CQE lacks IORING_CQE_F_MORE", first});
-            // Cancel a little later, as an application would: a timeout keeps
-            // expiring meanwhile (every 1 ms), unseen until we enter the kernel.
-            usleep(2000);
+            fill.queue(ring);
             io_uring_prep_cancel64(ring.sqe(cancel, "cancel by user_data"), target, 0);
             ring.submit();
             reap_until_ended(ring, {cancel}, 1'000'000'000);
