@@ -401,7 +401,7 @@ const Register<RaceParams> eventfd_race{{
     .body = [](Ctx& ctx, const RaceParams& p) {
         CancelBy by = p.cancel;
         unsigned threads = p.threads;
-        double budget_s = ctx.budget_s(0.15, 3, 60);
+        double budget_s = ctx.budget_s(0.05, 3, 60);
         uint64_t budget_ns = uint64_t(budget_s * 1e9);
         // The last iteration must be able to miss its deadline before the
         // scenario's (budget_s() keeps the budget under half the watchdog's).

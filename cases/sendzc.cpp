@@ -293,7 +293,7 @@ const Register<PayloadParams> report_usage{{
     .needs = {needs_op(IORING_OP_SEND_ZC), needs_capability("send_zc_report_usage"), zc_needs<PayloadParams>()},
     .variants = payload_variants({Setup::none}, {{false, "plain"}}),
     .body = [](Ctx& ctx, const PayloadParams& p) {
-        RoundsOutcome out = run_payload_rounds(ctx, p, IORING_SEND_ZC_REPORT_USAGE, ctx.pick(8, 32, 128));
+        RoundsOutcome out = run_payload_rounds(ctx, p, IORING_SEND_ZC_REPORT_USAGE, ctx.pick(3, 32, 128));
         // A behaviour, not a verdict: delivery to a local socket copies
         // zero-copy pages (skb_orphan_frags_rx() in net/core/dev.c), so
         // loopback sends are expected to report IORING_NOTIF_USAGE_ZC_COPIED.
