@@ -86,6 +86,11 @@ static_assert(IORING_OP_SENDMSG_ZC + 1 == op_read_multishot, "compat opcodes mus
 #define IORING_CQE_F_BUF_MORE (1U << 4)  // 6.12
 #endif
 
+// --- IORING_OP_MSG_RING flags (sqe->msg_ring_flags) ------------------------------
+#ifndef IORING_MSG_RING_FLAGS_PASS
+#define IORING_MSG_RING_FLAGS_PASS (1U << 1)  // 6.3: sqe->file_index becomes the target CQE's flags
+#endif
+
 // --- provided buffer rings --------------------------------------------------------
 #ifndef IOU_PBUF_RING_MMAP
 #define IOU_PBUF_RING_MMAP 1U  // 6.4
