@@ -76,8 +76,9 @@ uint64_t take(Ctx& ctx, BufRing& bufs, Receiver& r, const Cqe& cqe, bool recycle
         bytes.append(reinterpret_cast<const char*>(bufs.data(span.bid)) + span.offset, span.len);
         if (recycle && span.released) bufs.provide(span.bid);
     }
-    if (!bytes.empty()) r.chunks.push_back({cqe, std::move(bytes)});
-    return spans.empty() ? 0 : uint64_t(cqe.res);
+    uint64_t delivered = bytes.size();
+    if (delivered > 0) r.chunks.push_back({cqe, std::move(bytes)});
+    return delivered;
 }
 
 // ===== two receives on one socket =====
