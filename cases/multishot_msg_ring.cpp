@@ -111,11 +111,11 @@ const CapabilityProbe msg_ring_fd_probe{"msg_ring_fd", [](const Probe& probe) {
         [](std::string tried, const SqeAnswer& answer) { return answered(std::move(tried), answer); });
 }};
 
-// IORING_FILE_INDEX_ALLOC as the target of IORING_MSG_SEND_FD: the 6.0
-// code already installs through __io_fixed_fd_install(), which allocates
-// (io_msg_send_fd() in io_uring/msg_ring.c, io_uring/filetable.c), so 6.1
-// is expected to have it; whether this kernel does is asked, and only -EINVAL
-// is absence.
+// IORING_FILE_INDEX_ALLOC as the target of IORING_MSG_SEND_FD: since
+// e6130eba8a84 (6.0) io_msg_send_fd() installs through
+// __io_fixed_fd_install(), which allocates for that index (io_uring/msg_ring.c,
+// io_uring/filetable.c), so 6.1 is expected to have it; whether this kernel
+// does is asked, and only -EINVAL is absence.
 const CapabilityProbe msg_ring_fd_alloc_probe{"msg_ring_fd_alloc", [](const Probe& probe) {
     if (auto missing = lacks_op(probe, IORING_OP_MSG_RING)) return *missing;
     return probe_fd_message(
@@ -378,7 +378,9 @@ const Register<MsgParams> msg_ring_fd_alloc{{
             Cqe arrived = target.trace().for_request(kMsgBase + i).at(0);
             // io_uring_prep_msg_ring_fd(3): with _alloc "this index is
             // allocated in the target ring and returned in the CQE res field":
-            // a slot of the table that held nothing, each once.
+            // a slot of the table that held nothing, each once. (Kernels before
+            // 5da28edd7bd5 "io_uring/msg_ring: let target know allocated
+            // index", in 6.3 and 6.0+ stable, posted len there instead.)
             int slot = arrived.res;
             bool was_free = slot >= 0 && unsigned(slot) < kAllocSlots && !slots.count(slot) &&
                             std::find(std::begin(kPrefilled), std::end(kPrefilled), unsigned(slot)) == std::end(kPrefilled);
