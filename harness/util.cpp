@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <unistd.h>
@@ -30,6 +31,16 @@ std::string cqe_flag_names(uint32_t flags) {
     if (flags & IORING_CQE_F_SOCK_NONEMPTY) add("SOCK_NONEMPTY");
     if (flags & IORING_CQE_F_NOTIF) add("NOTIF");
     if (flags & IORING_CQE_F_BUF_MORE) add("BUF_MORE");
+    // Bits without a name (a MSG_RING flags pass-through, a newer uapi) are
+    // evidence too: shown in hex, not dropped.
+    uint32_t named = IORING_CQE_F_BUFFER | IORING_CQE_F_MORE | IORING_CQE_F_SOCK_NONEMPTY | IORING_CQE_F_NOTIF |
+                     IORING_CQE_F_BUF_MORE;
+    if (flags & IORING_CQE_F_BUFFER) named |= ~0u << IORING_CQE_BUFFER_SHIFT;
+    if (uint32_t rest = flags & ~named) {
+        char hex[16];
+        snprintf(hex, sizeof hex, "0x%x", rest);
+        add(hex);
+    }
     return out.empty() ? "0" : out;
 }
 

@@ -4,6 +4,7 @@
 
 #include "checks.h"
 #include "compat/uapi.h"
+#include "util.h"
 
 namespace {
 
@@ -91,6 +92,16 @@ TEST(CqeTrace, KeepsTheNewestWhenFull) {
     EXPECT_EQ(trace.all().back().res, 9);
     EXPECT_EQ(trace.dropped() + trace.all().size(), 10u);
     EXPECT_EQ(trace.tail(2).front().res, 8);
+}
+
+TEST(CqeFlagNames, NamesKnownBitsAndShowsTheRestInHex) {
+    EXPECT_EQ(uc::cqe_flag_names(0), "0");
+    EXPECT_EQ(uc::cqe_flag_names(IORING_CQE_F_MORE | IORING_CQE_F_BUFFER | (7u << IORING_CQE_BUFFER_SHIFT)),
+              "BUFFER(id=7)|MORE");
+    // A MSG_RING flags pass-through may set bits no flag names; the buffer id
+    // field is theirs too when IORING_CQE_F_BUFFER is clear.
+    EXPECT_EQ(uc::cqe_flag_names(0x2d00), "0x2d00");
+    EXPECT_EQ(uc::cqe_flag_names(IORING_CQE_F_MORE | 0x100 | (1u << 20)), "MORE|0x100100");
 }
 
 }  // namespace
