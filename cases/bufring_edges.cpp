@@ -101,7 +101,9 @@ const Register<EdgeParams> head_wrap{{
         // Half the ring per batch, so it never runs dry; an incremental ring
         // also gets half a buffer more, which the next batch continues.
         const size_t batch = kEntries / 2 * kSmallBuf + (p.ring == RingKind::incremental ? kSmallBuf / 2 : 0);
-        const uint64_t target = (uint64_t(1) << 16) * ctx.pick(1u, 2u, 8u) + 4 * kEntries;
+        // At the last batch up to a ring's worth is still unconsumed, so two
+        // rings past 2^16 provided is at least one full lap consumed past the wrap.
+        const uint64_t target = (uint64_t(1) << 16) * ctx.pick(1u, 2u, 8u) + 2 * kEntries;
         uint64_t sent = 0;
         while (pool.provides() < target) {
             std::string data = pattern(sent, batch);

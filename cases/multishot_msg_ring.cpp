@@ -219,6 +219,21 @@ void register_one_file(Ctx& ctx, Ring& ring, int fd) {
         ctx.error("io_uring_register_files on the sender: " + errno_name(ret));
 }
 
+// Queues `messages` MSG_RING SQEs, filled by `prep(sqe, i)`, from `sender`
+// and reaps both rings until the sender answered each and the target got
+// as many CQEs, then until both are quiet. DEFER_TASKRUN work runs only
+// "until an io_uring_enter(2) call with the IORING_ENTER_GETEVENTS flag"
+// (io_uring_setup(2)): the target's waits are those calls.
+template <typename Prep>
+void exchange_messages(Ring& sender, Ring& target, unsigned messages, const char* what, Prep prep) {
+    for (unsigned i = 0; i < messages; ++i) prep(sender.sqe(kSendBase + i, what), i);
+    sender.submit();
+    sender.reap(messages);
+    target.reap(messages);
+    sender.settle(kQuietNs);
+    target.settle(kQuietNs);
+}
+
 // --- data ---
 
 const Register<MsgParams> msg_ring_data{{
@@ -231,15 +246,9 @@ const Register<MsgParams> msg_ring_data{{
         Ring sender(ctx, p.setup, 64);
         Ring target(ctx, p.target, 64);
         unsigned messages = ctx.pick(8u, 32u, 128u);
-        for (unsigned i = 0; i < messages; ++i)
-            io_uring_prep_msg_ring(sender.sqe(kSendBase + i, "msg_ring data"), target.get()->ring_fd, message_len(i), kMsgBase + i, 0);
-        sender.submit();
-        sender.reap(messages);
-        // DEFER_TASKRUN work runs only "until an io_uring_enter(2) call with
-        // the IORING_ENTER_GETEVENTS flag" (io_uring_setup(2)): the target's waits are those calls.
-        target.reap(messages);
-        sender.settle(kQuietNs);
-        target.settle(kQuietNs);
+        exchange_messages(sender, target, messages, "msg_ring data", [&](io_uring_sqe* sqe, unsigned i) {
+            io_uring_prep_msg_ring(sqe, target.get()->ring_fd, message_len(i), kMsgBase + i, 0);
+        });
 
         check_messages(ctx, target.trace().all(), messages, {});
         std::set<int> sender_res;  // the values seen are a metric
@@ -270,14 +279,9 @@ const Register<MsgParams> msg_ring_flags_pass{{
         Ring target(ctx, p.target, 64);
         unsigned messages = ctx.pick(8u, 32u, 128u);
         auto passed = [](unsigned i) { return kPassedFlags[i % std::size(kPassedFlags)]; };
-        for (unsigned i = 0; i < messages; ++i)
-            prep_msg_ring_cqe_flags(sender.sqe(kSendBase + i, "msg_ring data with CQE flags"), target.get()->ring_fd,
-                                    message_len(i), kMsgBase + i, passed(i));
-        sender.submit();
-        sender.reap(messages);
-        target.reap(messages);
-        sender.settle(kQuietNs);
-        target.settle(kQuietNs);
+        exchange_messages(sender, target, messages, "msg_ring data with CQE flags", [&](io_uring_sqe* sqe, unsigned i) {
+            prep_msg_ring_cqe_flags(sqe, target.get()->ring_fd, message_len(i), kMsgBase + i, passed(i));
+        });
 
         // io_uring_prep_msg_ring(3): the target CQE's res "will contain the
         // content of len" and its user_data is data, as without the flags.
