@@ -22,6 +22,9 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/shm
 mount -t tmpfs tmpfs /dev/shm
+# ptys for the poll family's tty scenarios (posix_openpt needs devpts).
+mkdir -p /dev/pts
+mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 ip link set lo up
 # ttyS1 carries the JSONL stream to the host: no newline translation, no echo.
