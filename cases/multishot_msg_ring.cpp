@@ -170,6 +170,14 @@ std::optional<int> expect_sent(Ctx& ctx, const Ring& sender, uint64_t user_data)
     return own.res;
 }
 
+// Metrics are scalars (reports/stream.schema.json): several values as "1,2,3".
+template <typename Values>
+std::string comma_list(const Values& values) {
+    std::string out;
+    for (const auto& v : values) out += (out.empty() ? "" : ",") + std::to_string(v);
+    return out;
+}
+
 bool is_message(uint64_t user_data, unsigned count) { return user_data >= kMsgBase && user_data < kMsgBase + count; }
 
 // Reaps the target until `count` messages' CQEs are there, within kAnswerNs.
@@ -256,9 +264,7 @@ const Register<MsgParams> msg_ring_data{{
             if (std::optional<int> res = expect_sent(ctx, sender, kSendBase + i)) sender_res.insert(*res);
             else break;
         ctx.expect_eq(target.trace().all().size(), size_t(messages), "CQEs on the target ring vs messages sent");
-        std::string distinct;  // metrics are scalars (reports/stream.schema.json): the values seen, comma-separated
-        for (int res : sender_res) distinct += (distinct.empty() ? "" : ",") + std::to_string(res);
-        ctx.metric("sender_res", distinct);
+        ctx.metric("sender_res", comma_list(sender_res));
         ctx.add_iterations(messages);
     }}};
 
@@ -410,11 +416,10 @@ const Register<MsgParams> msg_ring_fd_alloc{{
         std::vector<Cqe> posted = target.trace().for_request(kMsgBase + kFull);
         ctx.expect(Check{posted.empty(), "a file that found no free slot still posted a CQE on the target",
                          posted.empty() ? std::nullopt : std::optional<Cqe>(posted[0])});
-        std::string allocated;  // in allocation order, comma-separated (metrics are scalars)
+        std::vector<int> allocated;  // in allocation order
         for (unsigned i = 0; i < kFreeSlots; ++i)
-            for (const Cqe& cqe : target.trace().for_request(kMsgBase + i))
-                allocated += (allocated.empty() ? "" : ",") + std::to_string(cqe.res);
-        ctx.metric("slots_allocated", allocated);
+            for (const Cqe& cqe : target.trace().for_request(kMsgBase + i)) allocated.push_back(cqe.res);
+        ctx.metric("slots_allocated", comma_list(allocated));
     }}};
 
 // --- messages beside a live multishot request ---

@@ -60,8 +60,7 @@ void arm(Ring& ring, int fd, const BufRing& bufs, Receiver& r) {
         io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
     else
         io_uring_prep_recv(sqe, fd, nullptr, bufs.buf_len(), 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = kGroup;
+    prep_buffer_select(sqe);
     r.armed = true;
 }
 
